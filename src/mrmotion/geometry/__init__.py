@@ -1,0 +1,1 @@
+"""Geometry of motion: transforms, parameters, prescriptions, calibration, motion, augmented k-space."""

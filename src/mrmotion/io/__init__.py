@@ -1,0 +1,1 @@
+"""File formats: tracking logs, transform and prescription JSON, safe writing."""
