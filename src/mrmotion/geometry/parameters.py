@@ -43,7 +43,7 @@ def transform_from_rotvec(rotvec_rad: ArrayLike, translation_mm: ArrayLike = (0.
     rotvec = _vectors(rotvec_rad, 3, "rotation vector")
     translation = _vectors(translation_mm, 3, "translation")
     batch = np.broadcast_shapes(rotvec.shape[:-1], translation.shape[:-1])
-    rotvec = np.broadcast_to(rotvec, (*batch, 3))
+    rotvec = np.broadcast_to(rotvec, (*batch, 3)).copy()
     return _from_rotation(Rotation.from_rotvec(rotvec.reshape(-1, 3)), batch, translation)
 
 
@@ -65,7 +65,7 @@ def transform_from_quaternion(quat_xyzw: ArrayLike, translation_mm: ArrayLike = 
         raise TransformError("quaternion (qx, qy, qz, qw): zero-length quaternion is not a rotation")
     translation = _vectors(translation_mm, 3, "translation")
     batch = np.broadcast_shapes(quat.shape[:-1], translation.shape[:-1])
-    quat = np.broadcast_to(quat, (*batch, 4))
+    quat = np.broadcast_to(quat, (*batch, 4)).copy()
     return _from_rotation(Rotation.from_quat(quat.reshape(-1, 4)), batch, translation)
 
 
@@ -83,7 +83,7 @@ def transform_from_euler(
     angles = _vectors(angles_deg, 3, "Euler angles")
     translation = _vectors(translation_mm, 3, "translation")
     batch = np.broadcast_shapes(angles.shape[:-1], translation.shape[:-1])
-    angles = np.broadcast_to(angles, (*batch, 3))
+    angles = np.broadcast_to(angles, (*batch, 3)).copy()
     try:
         rotation = Rotation.from_euler(seq, angles.reshape(-1, 3), degrees=True)
     except ValueError as error:

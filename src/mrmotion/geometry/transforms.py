@@ -65,7 +65,8 @@ def as_rigid(matrix: ArrayLike, name: str = "transform", tol: float = RIGID_TOLE
     if np.all(errors <= tol):
         return array
     flat_index = int(np.argmax(errors))
-    where = "" if array.ndim == 2 else f" (entry {np.unravel_index(flat_index, errors.shape)})"
+    index = tuple(int(i) for i in np.unravel_index(flat_index, errors.shape))
+    where = "" if array.ndim == 2 else f" (entry {index})"
     rotation = array.reshape(-1, 4, 4)[flat_index, :3, :3]
     det = float(np.linalg.det(rotation))
     if det < 0:
