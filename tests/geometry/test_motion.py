@@ -43,7 +43,9 @@ def test_updated_slice_follows_the_object():
     rng = np.random.default_rng(4)
     calibration, slices, marker_from_head = random_rigid(rng), random_rigid(rng, 3), random_rigid(rng)
     poses = random_rigid(rng, 5, scale_mm=5)
-    s = updated_slices(slices, logical_motion(logical_cross_calibration(slices, calibration), camera_motion(poses)))
+    s = updated_slices(
+        slices, logical_motion(logical_cross_calibration(slices, calibration), camera_motion(poses))
+    )
     head_point = rng.normal(size=3) * 30
     # Scanner position of a head point at time t: X P(t) M h.
     scanner_points = apply(calibration @ poses @ marker_from_head, head_point)  # (5, 3)

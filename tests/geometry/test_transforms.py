@@ -23,7 +23,9 @@ from tests.helpers import random_rigid, seeds
 def test_rigid_inverse_is_closed_form_of_general_inverse(seed):
     transform = random_rigid(np.random.default_rng(seed), 5)
     np.testing.assert_allclose(invert_rigid(transform), np.linalg.inv(transform), atol=1e-10)
-    np.testing.assert_allclose(compose(transform, invert_rigid(transform)), np.broadcast_to(np.eye(4), (5, 4, 4)), atol=1e-12)
+    np.testing.assert_allclose(
+        compose(transform, invert_rigid(transform)), np.broadcast_to(np.eye(4), (5, 4, 4)), atol=1e-12
+    )
 
 
 @settings(max_examples=50, deadline=None)
@@ -75,7 +77,9 @@ def test_bad_matrices_are_refused_with_reason(matrix, message):
 
 def test_non_rigid_matrices_are_named():
     scaled = np.diag([1.0, 1.0, 1.1, 1.0])
-    with pytest.raises(TransformError, match=r"X is not a rigid transform: .*not orthonormal.*scaling or shear"):
+    with pytest.raises(
+        TransformError, match=r"X is not a rigid transform: .*not orthonormal.*scaling or shear"
+    ):
         as_rigid(scaled, "X")
     mirror = np.diag([-1.0, 1.0, 1.0, 1.0])
     with pytest.raises(TransformError, match="reflection"):

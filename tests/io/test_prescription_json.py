@@ -20,10 +20,14 @@ def test_round_trip_is_exact(tmp_path):
         assert after.matrix == (128, 96) and after.thickness_mm == 3.5
 
 
-NO_THICKNESS = '{"position_mm": [0, 0, 0], "read_dir": [1, 0, 0], "phase_dir": [0, 1, 0], "slice_dir": [0, 0, 1], ' \
+NO_THICKNESS = (
+    '{"position_mm": [0, 0, 0], "read_dir": [1, 0, 0], "phase_dir": [0, 1, 0], "slice_dir": [0, 0, 1], '
     '"fov_mm": [200, 200]}'
-GOOD = '{"position_mm": [0, 0, 0], "read_dir": [1, 0, 0], "phase_dir": [0, 1, 0], "slice_dir": [0, 0, 1], ' \
-       '"fov_mm": [200, 200], "thickness_mm": 3}'
+)
+GOOD = (
+    '{"position_mm": [0, 0, 0], "read_dir": [1, 0, 0], "phase_dir": [0, 1, 0], "slice_dir": [0, 0, 1], '
+    '"fov_mm": [200, 200], "thickness_mm": 3}'
+)
 
 
 @pytest.mark.parametrize(
@@ -32,7 +36,10 @@ GOOD = '{"position_mm": [0, 0, 0], "read_dir": [1, 0, 0], "phase_dir": [0, 1, 0]
         ("", "empty"),
         ("{}", "expected a JSON list"),
         ("[]", "no slices"),
-        (f"[\n{GOOD},\n{GOOD.replace('[1, 0, 0]', '[1, 0]')}\n]", r":3: slice 1: read_dir must be a list of 3"),
+        (
+            f"[\n{GOOD},\n{GOOD.replace('[1, 0, 0]', '[1, 0]')}\n]",
+            r":3: slice 1: read_dir must be a list of 3",
+        ),
         (f"[\n{GOOD},\n\n{NO_THICKNESS}]", r":4: slice 1: missing field\(s\) thickness_mm"),
         (f"[{GOOD.replace('[0, 0, 0]', '[0, NaN, 0]')}]", "NaN is not a number"),
         (f"[\n{GOOD},\n{GOOD.replace('[0, 0, 1]', '[0, 0, -1]')}]", r":3: slice 1: .*left-handed"),

@@ -88,7 +88,9 @@ def updated_slices(scanner_from_logical: ArrayLike, logical_motions: ArrayLike) 
     slices = _stack(scanner_from_logical, "scanner_from_logical")
     moves = as_rigid(logical_motions, "logical motion B")
     if moves.ndim != 4 or moves.shape[1] != slices.shape[0]:
-        raise TransformError(f"logical motion B: expected shape (T, {slices.shape[0]}, 4, 4), got {moves.shape}")
+        raise TransformError(
+            f"logical motion B: expected shape (T, {slices.shape[0]}, 4, 4), got {moves.shape}"
+        )
     return slices[None] @ moves
 
 

@@ -34,7 +34,9 @@ def _split_list(path: Path, text: str) -> list[tuple[int, object]]:
     decoder = json.JSONDecoder(parse_constant=lambda name: _reject_constant(path, name))
     index = len(text) - len(text.lstrip())
     if not text[index:].startswith("["):
-        raise InputFileError(path, "expected a JSON list of slices (the file must start with '[')", _line_of(text, index))
+        raise InputFileError(
+            path, "expected a JSON list of slices (the file must start with '[')", _line_of(text, index)
+        )
     index += 1
     elements: list[tuple[int, object]] = []
     while True:
@@ -66,7 +68,9 @@ def _reject_constant(path: Path, name: str) -> None:
 def _slice_from_entry(path: Path, line: int, number: int, entry: object) -> SlicePrescription:
     where = f"slice {number}"
     if not isinstance(entry, dict):
-        raise InputFileError(path, f"{where}: expected an object with position_mm, read_dir, ..., got {entry!r}", line)
+        raise InputFileError(
+            path, f"{where}: expected an object with position_mm, read_dir, ..., got {entry!r}", line
+        )
     missing = [key for key in (*_VECTORS, "thickness_mm") if key not in entry]
     if missing:
         raise InputFileError(path, f"{where}: missing field(s) {', '.join(missing)}", line)
@@ -78,7 +82,9 @@ def _slice_from_entry(path: Path, line: int, number: int, entry: object) -> Slic
             or len(value) != width
             or not all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value)
         ):
-            raise InputFileError(path, f"{where}: {key} must be a list of {width} numbers, got {value!r}", line)
+            raise InputFileError(
+                path, f"{where}: {key} must be a list of {width} numbers, got {value!r}", line
+            )
         values[key] = np.asarray(value, dtype=np.float64)
     thickness = entry["thickness_mm"]
     if not isinstance(thickness, (int, float)) or isinstance(thickness, bool):
@@ -86,7 +92,9 @@ def _slice_from_entry(path: Path, line: int, number: int, entry: object) -> Slic
     matrix = entry.get("matrix")
     if matrix is not None:
         if not isinstance(matrix, list) or len(matrix) != 2 or not all(isinstance(n, int) for n in matrix):
-            raise InputFileError(path, f"{where}: matrix must be two integers [n_read, n_phase], got {matrix!r}", line)
+            raise InputFileError(
+                path, f"{where}: matrix must be two integers [n_read, n_phase], got {matrix!r}", line
+            )
         matrix = (matrix[0], matrix[1])
     try:
         return SlicePrescription(
