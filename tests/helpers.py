@@ -9,9 +9,7 @@ from scipy.spatial.transform import Rotation
 from mrmotion.geometry.transforms import make_transform
 
 
-def random_rigid(
-    rng: np.random.Generator, size: int | tuple[int, ...] = (), scale_mm: float = 50.0
-) -> np.ndarray:
+def random_rigid(rng: np.random.Generator, size: int | tuple[int, ...] = (), scale_mm: float = 50.0) -> np.ndarray:
     """Uniformly random rotations and Gaussian translations (σ = scale_mm), shape (*size, 4, 4)."""
     shape = (size,) if isinstance(size, int) else tuple(size)
     count = int(np.prod(shape)) if shape else 1

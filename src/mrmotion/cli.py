@@ -70,7 +70,9 @@ def calibrate(
     table.add_column("pair", justify="right")
     table.add_column("rotation (deg)", justify="right")
     table.add_column("translation (mm)", justify="right")
-    for index, (angle, distance) in enumerate(zip(result.residual_rotation_deg, result.residual_translation_mm)):
+    for index, (angle, distance) in enumerate(
+        zip(result.residual_rotation_deg, result.residual_translation_mm, strict=True)
+    ):
         table.add_row(str(index), f"{angle:.4f}", f"{distance:.4f}")
     table.add_row(
         "median", f"{np.median(result.residual_rotation_deg):.4f}", f"{np.median(result.residual_translation_mm):.4f}"

@@ -25,9 +25,7 @@ def test_moved_point_object_equals_augmented_formula(seed):
     k = rng.normal(size=(50, 3))
     direct = point_object_signal(amplitudes, apply(motion, positions), k)
     augmented = augmented_kspace(motion, k)
-    via_augmented = np.exp(-1j * augmented[:, 3]) * point_object_signal(
-        amplitudes, positions, augmented[:, :3]
-    )
+    via_augmented = np.exp(-1j * augmented[:, 3]) * point_object_signal(amplitudes, positions, augmented[:, :3])
     np.testing.assert_allclose(via_augmented, direct, rtol=1e-10, atol=1e-10)
 
 
@@ -51,11 +49,7 @@ def test_small_grid_dft_of_moved_object_equals_augmented_kspace():
     moved = gaussian_blobs(apply(np.linalg.inv(motion), grid), centres, widths, weights)
     unmoved = gaussian_blobs(grid, centres, widths, weights)
     directions = rng.normal(size=(400, 3))
-    k = (
-        directions
-        / np.linalg.norm(directions, axis=1, keepdims=True)
-        * rng.uniform(0, np.pi / voxel, (400, 1))
-    )
+    k = directions / np.linalg.norm(directions, axis=1, keepdims=True) * rng.uniform(0, np.pi / voxel, (400, 1))
     direct = np.exp(-1j * k @ grid.T) @ moved
     augmented = augmented_kspace(motion, k)
     via = np.exp(-1j * augmented[:, 3]) * (np.exp(-1j * augmented[:, :3] @ grid.T) @ unmoved)
@@ -76,9 +70,7 @@ def test_prospective_update_samples_the_object_at_its_nominal_k(seed):
     motion = random_rigid(rng, scale_mm=10)
     k0 = rng.normal(size=(30, 3))
     play = prospective_kspace(motion, k0)
-    measured = point_object_signal(amplitudes, apply(motion, positions), play[:, :3]) * np.exp(
-        -1j * play[:, 3]
-    )
+    measured = point_object_signal(amplitudes, apply(motion, positions), play[:, :3]) * np.exp(-1j * play[:, 3])
     np.testing.assert_allclose(measured, point_object_signal(amplitudes, positions, k0), atol=1e-9)
 
 

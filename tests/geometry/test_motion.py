@@ -43,9 +43,7 @@ def test_updated_slice_follows_the_object():
     rng = np.random.default_rng(4)
     calibration, slices, marker_from_head = random_rigid(rng), random_rigid(rng, 3), random_rigid(rng)
     poses = random_rigid(rng, 5, scale_mm=5)
-    s = updated_slices(
-        slices, logical_motion(logical_cross_calibration(slices, calibration), camera_motion(poses))
-    )
+    s = updated_slices(slices, logical_motion(logical_cross_calibration(slices, calibration), camera_motion(poses)))
     head_point = rng.normal(size=3) * 30
     # Scanner position of a head point at time t: X P(t) M h.
     scanner_points = apply(calibration @ poses @ marker_from_head, head_point)  # (5, 3)
@@ -70,6 +68,10 @@ def test_scanner_update_of_a_pure_shift():
 def test_bad_motion_inputs():
     with pytest.raises(TransformError, match="scanner_from_camera is not a rigid"):
         logical_cross_calibration(np.eye(4)[None], np.diag([1, 1, 2, 1.0]))
+    with pytest.raises(TransformError, match="^motion is not a rigid"):
+        logical_motion(np.eye(4), np.diag([1, 1, 2, 1.0]))
+    with pytest.raises(TransformError, match="^logical_from_camera .*reflection"):
+        logical_motion(np.stack([np.eye(4), np.diag([1, 1, -1, 1.0])]), np.eye(4))
     with pytest.raises(TransformError, match="NaN"):
         camera_motion(np.full((3, 4, 4), np.nan))
     with pytest.raises(TransformError, match="reference_index 5"):

@@ -25,9 +25,7 @@ from tests.helpers import random_rigid, seeds
 @given(seeds)
 def test_parameter_round_trips(seed):
     transform = random_rigid(np.random.default_rng(seed), (2, 3))
-    np.testing.assert_allclose(
-        transform_from_rotvec(*rotvec_from_transform(transform)), transform, atol=1e-10
-    )
+    np.testing.assert_allclose(transform_from_rotvec(*rotvec_from_transform(transform)), transform, atol=1e-10)
     quat, translation = quaternion_from_transform(transform)
     assert np.all(quat[..., 3] >= 0)
     np.testing.assert_allclose(np.linalg.norm(quat, axis=-1), 1.0)
@@ -54,9 +52,7 @@ def test_distances(seed):
     rng = np.random.default_rng(seed)
     a, b = random_rigid(rng, 2)
     relative = np.linalg.inv(a) @ b
-    np.testing.assert_allclose(
-        rotation_distance(a, b), Rotation.from_matrix(relative[:3, :3]).magnitude(), atol=1e-9
-    )
+    np.testing.assert_allclose(rotation_distance(a, b), Rotation.from_matrix(relative[:3, :3]).magnitude(), atol=1e-9)
     np.testing.assert_allclose(rotation_distance(a, b), rotation_distance(b, a), atol=1e-9)
     np.testing.assert_allclose(translation_distance(a, b), np.linalg.norm(a[:3, 3] - b[:3, 3]))
 

@@ -85,9 +85,7 @@ def test_nifti_slices_agree_with_nibabel_affine(flip):
     for k, item in enumerate(slices):
         np.testing.assert_allclose(item.position_mm, apply(lps_from_voxel, [4.5, 5.5, k]))
         assert is_rigid(item.scanner_from_logical())
-        np.testing.assert_allclose(
-            apply(item.scanner_from_voxel(), [3, 7, 0]), apply(lps_from_voxel, [3, 7, k])
-        )
+        np.testing.assert_allclose(apply(item.scanner_from_voxel(), [3, 7, 0]), apply(lps_from_voxel, [3, 7, k]))
     with pytest.raises(MrMotionError, match="sheared"):
         slices_from_nifti(nib.affines.from_matvec([[1, 0.3, 0], [0, 1, 0], [0, 0, 1]]), shape)
 
@@ -106,6 +104,4 @@ def test_bad_directions():
     with pytest.raises(MrMotionError, match="fov_mm and thickness_mm must be > 0"):
         SlicePrescription([0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [100.0, 100.0], 0.0)
     with pytest.raises(MrMotionError, match="needs the slice's matrix"):
-        SlicePrescription(
-            [0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [100.0, 100.0], 2.0
-        ).scanner_from_voxel()
+        SlicePrescription([0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [100.0, 100.0], 2.0).scanner_from_voxel()

@@ -77,9 +77,7 @@ def test_bad_matrices_are_refused_with_reason(matrix, message):
 
 def test_non_rigid_matrices_are_named():
     scaled = np.diag([1.0, 1.0, 1.1, 1.0])
-    with pytest.raises(
-        TransformError, match=r"X is not a rigid transform: .*not orthonormal.*scaling or shear"
-    ):
+    with pytest.raises(TransformError, match=r"X is not a rigid transform: .*not orthonormal.*scaling or shear"):
         as_rigid(scaled, "X")
     mirror = np.diag([-1.0, 1.0, 1.0, 1.0])
     with pytest.raises(TransformError, match="reflection"):

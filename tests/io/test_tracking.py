@@ -25,9 +25,7 @@ from mrmotion.io.tracking import (
 def random_log(count: int = 20, seed: int = 0) -> TrackingLog:
     rng = np.random.default_rng(seed)
     times = np.cumsum(rng.uniform(0.001, 0.1, count)) + rng.uniform(-5, 5)
-    poses = transform_from_rotvec(
-        rng.normal(scale=1.0, size=(count, 3)), rng.normal(scale=50.0, size=(count, 3))
-    )
+    poses = transform_from_rotvec(rng.normal(scale=1.0, size=(count, 3)), rng.normal(scale=50.0, size=(count, 3)))
     return TrackingLog(times, poses)
 
 
@@ -72,9 +70,7 @@ def test_xpace_scalar_first_quaternion_90_degrees_about_z(tmp_path: Path) -> Non
     c = float(np.sqrt(0.5))
     path = tmp_path / "xpace.log"
     # q0 (scalar) = cos 45°, vector part (0, 0, sin 45°): 90° about +z, which maps +x onto +y.
-    path.write_text(
-        f"# frame time x y z ( qx qy qz ) q0 status\n12 3.125 1.5 -2.0 0.25 ( 0 0 {c!r} ) {c!r} 1\n"
-    )
+    path.write_text(f"# frame time x y z ( qx qy qz ) q0 status\n12 3.125 1.5 -2.0 0.25 ( 0 0 {c!r} ) {c!r} 1\n")
     log = read_xpace_log(path)
     pose = log.camera_from_marker[0]
     np.testing.assert_allclose(pose[:3, :3] @ [1, 0, 0], [0, 1, 0], atol=1e-15)
@@ -87,9 +83,7 @@ def test_xpace_scalar_first_quaternion_90_degrees_about_z(tmp_path: Path) -> Non
 def test_xpace_general_rotation_matches_scipy_scalar_first(tmp_path: Path) -> None:
     rotations = Rotation.random(5, rng=3)
     quat = rotations.as_quat(scalar_first=True).tolist()  # (q0, qx, qy, qz)
-    lines = [
-        f"{i} {0.1 * i!r} {i} 0 0 ({q[1]!r} {q[2]!r} {q[3]!r}) {q[0]!r} {i % 2}" for i, q in enumerate(quat)
-    ]
+    lines = [f"{i} {0.1 * i!r} {i} 0 0 ({q[1]!r} {q[2]!r} {q[3]!r}) {q[0]!r} {i % 2}" for i, q in enumerate(quat)]
     path = tmp_path / "xpace.log"
     path.write_text("\n".join(lines) + "\n")
     log = read_xpace_log(path)
@@ -246,25 +240,19 @@ def test_resample_midpoint_is_slerp_and_linear() -> None:
     middle = resample_poses(log, [2.0])[0]
     np.testing.assert_allclose(middle, transform_from_rotvec([0, 0, np.pi / 4], [5.0, -2.0, 1.0]), atol=1e-12)
     quarter = resample_poses(log, [1.5])[0]
-    np.testing.assert_allclose(
-        quarter[:3, :3], Rotation.from_rotvec([0, 0, np.pi / 8]).as_matrix(), atol=1e-12
-    )
+    np.testing.assert_allclose(quarter[:3, :3], Rotation.from_rotvec([0, 0, np.pi / 8]).as_matrix(), atol=1e-12)
     # generic pair: the SLERP midpoint is equally far (geodesically) from both ends, at half their distance
     pair = random_log(2, seed=7)
     mid = resample_poses(pair, [pair.times_s.mean()])[0]
     ends = pair.camera_from_marker
     half = rotation_distance(ends[0], ends[1]) / 2
-    np.testing.assert_allclose(
-        [rotation_distance(ends[0], mid), rotation_distance(mid, ends[1])], half, atol=1e-12
-    )
+    np.testing.assert_allclose([rotation_distance(ends[0], mid), rotation_distance(mid, ends[1])], half, atol=1e-12)
 
 
 def test_resample_skips_invalid_samples() -> None:
     quarter_turn = transform_from_rotvec([0, 0, np.pi / 2], [10.0, 0, 0])
     garbage = transform_from_rotvec([np.pi / 2, 0, 0], [500.0, 0, 0])
-    log = TrackingLog(
-        [0.0, 1.0, 2.0], np.stack([np.eye(4), garbage, quarter_turn]), np.array([True, False, True])
-    )
+    log = TrackingLog([0.0, 1.0, 2.0], np.stack([np.eye(4), garbage, quarter_turn]), np.array([True, False, True]))
     np.testing.assert_allclose(
         resample_poses(log, [1.0])[0], transform_from_rotvec([0, 0, np.pi / 4], [5.0, 0, 0]), atol=1e-12
     )
@@ -272,9 +260,7 @@ def test_resample_skips_invalid_samples() -> None:
 
 def test_resample_refuses_to_extrapolate() -> None:
     log = TrackingLog([1.0, 3.0], np.stack([np.eye(4), np.eye(4)]))
-    with pytest.raises(
-        MrMotionError, match=re.escape("2 of 3 requested times (from 0.5 to 3.5 s) lie outside")
-    ):
+    with pytest.raises(MrMotionError, match=re.escape("2 of 3 requested times (from 0.5 to 3.5 s) lie outside")):
         resample_poses(log, [0.5, 2.0, 3.5])
     with pytest.raises(MrMotionError, match=re.escape("[1.0, 3.0] s; poses are not extrapolated")):
         resample_poses(log, [3.0000001])

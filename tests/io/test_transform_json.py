@@ -90,9 +90,7 @@ def test_require_rigid(tmp_path: Path) -> None:
     scaled = np.diag([2.0, 1.0, 1.0, 1.0])
     path = write_transform(tmp_path / "scaled.json", scaled, "a", "b")
     assert np.array_equal(read_transform(path).matrix, scaled)  # affine is fine unless rigid is required
-    with pytest.raises(
-        InputFileError, match=where(path) + " matrix is not a rigid transform.*scaling or shear"
-    ):
+    with pytest.raises(InputFileError, match=where(path) + " matrix is not a rigid transform.*scaling or shear"):
         read_transform(path, require_rigid=True)
     reflection = write_transform(tmp_path / "mirror.json", np.diag([-1.0, 1.0, 1.0, 1.0]), "a", "b")
     with pytest.raises(InputFileError, match=where(reflection) + ".*reflection"):
@@ -153,9 +151,7 @@ def test_malformed_file(tmp_path: Path, case: str) -> None:
 
 
 def test_missing_and_binary_files(tmp_path: Path) -> None:
-    with pytest.raises(
-        InputFileError, match=where(tmp_path / "none.json") + " transform file does not exist"
-    ):
+    with pytest.raises(InputFileError, match=where(tmp_path / "none.json") + " transform file does not exist"):
         read_transform(tmp_path / "none.json")
     with pytest.raises(InputFileError, match="is not a regular file"):
         read_transform(tmp_path)
@@ -201,13 +197,9 @@ def test_write_never_overwrites_an_input(tmp_path: Path) -> None:
 
 
 def test_written_file_is_readable_standard_json(tmp_path: Path) -> None:
-    matrix = transform_from_rotvec(
-        Rotation.from_euler("z", 30, degrees=True).as_rotvec(), [1 / 3, 2e-17, 1e300]
-    )
+    matrix = transform_from_rotvec(Rotation.from_euler("z", 30, degrees=True).as_rotvec(), [1 / 3, 2e-17, 1e300])
     path = write_transform(tmp_path / "t.json", matrix, "camera", "scanner_ras")
-    raw = json.loads(
-        path.read_text(), parse_constant=lambda name: pytest.fail(f"non-standard literal {name}")
-    )
+    raw = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"non-standard literal {name}"))
     assert np.array_equal(np.array(raw["matrix"]), matrix)
     assert path.read_text().splitlines()[2] == "    " + json.dumps(matrix[0].tolist()) + ","  # one row a line
 

@@ -54,9 +54,7 @@ def rotvec_from_transform(transform: ArrayLike) -> tuple[FloatArray, FloatArray]
     return rotvec, array[..., :3, 3].copy()
 
 
-def transform_from_quaternion(
-    quat_xyzw: ArrayLike, translation_mm: ArrayLike = (0.0, 0.0, 0.0)
-) -> FloatArray:
+def transform_from_quaternion(quat_xyzw: ArrayLike, translation_mm: ArrayLike = (0.0, 0.0, 0.0)) -> FloatArray:
     """Rigid transforms from scalar-last quaternions ``(..., 4)`` and translations ``(..., 3)`` in mm.
 
     Quaternions are normalised; a zero-length quaternion raises :class:`TransformError`.
@@ -130,9 +128,7 @@ def sphere_rms_displacement(transform: ArrayLike, radius_mm: float = 50.0) -> Fl
         raise TransformError(f"radius_mm must be a finite number ≥ 0, got {radius_mm}")
     array = as_rigid(transform)
     deviation = array[..., :3, :3] - np.eye(3)
-    squared = np.sum(array[..., :3, 3] ** 2, axis=-1) + radius_mm**2 / 3.0 * np.sum(
-        deviation**2, axis=(-2, -1)
-    )
+    squared = np.sum(array[..., :3, 3] ** 2, axis=-1) + radius_mm**2 / 3.0 * np.sum(deviation**2, axis=(-2, -1))
     return np.sqrt(squared)
 
 

@@ -197,9 +197,7 @@ def dicom_scanner_from_voxel(
     position = _vector(image_position_patient, "ImagePositionPatient")
     spacing = _vector(pixel_spacing, "PixelSpacing", 2)
     row_dir, column_dir = orientation[:3], orientation[3:]
-    linear = np.stack(
-        [row_dir * spacing[1], column_dir * spacing[0], np.cross(row_dir, column_dir) * slice_spacing_mm]
-    )
+    linear = np.stack([row_dir * spacing[1], column_dir * spacing[0], np.cross(row_dir, column_dir) * slice_spacing_mm])
     return make_transform(linear.T, position)
 
 
@@ -219,9 +217,7 @@ def slice_from_dicom(
     InPlanePhaseEncodingDirection attribute: ``"COL"`` (phase along the column direction, the default) or ``"ROW"``.
     """
     if phase_encoding_direction not in ("ROW", "COL"):
-        raise MrMotionError(
-            f"InPlanePhaseEncodingDirection must be 'ROW' or 'COL', got {phase_encoding_direction!r}"
-        )
+        raise MrMotionError(f"InPlanePhaseEncodingDirection must be 'ROW' or 'COL', got {phase_encoding_direction!r}")
     if rows < 1 or columns < 1:
         raise MrMotionError(f"Rows and Columns must be ≥ 1, got {rows} and {columns}")
     voxel = dicom_scanner_from_voxel(image_orientation_patient, image_position_patient, pixel_spacing, 1.0)
@@ -234,9 +230,7 @@ def slice_from_dicom(
         read, phase, fov = row_dir, column_dir, (extent_row_dir, extent_column_dir)
     else:
         read, phase, fov = column_dir, row_dir, (extent_column_dir, extent_row_dir)
-    return SlicePrescription(
-        centre, read, phase, np.cross(read, phase), np.array(fov), float(slice_thickness_mm)
-    )
+    return SlicePrescription(centre, read, phase, np.cross(read, phase), np.array(fov), float(slice_thickness_mm))
 
 
 def scanner_from_voxel_nifti(affine_ras: ArrayLike) -> FloatArray:
@@ -266,7 +260,5 @@ def slices_from_nifti(affine_ras: ArrayLike, shape: tuple[int, ...]) -> list[Sli
     slices = []
     for k in range(shape[2]):
         centre = voxel[:3, :3] @ np.array([(shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0, k]) + voxel[:3, 3]
-        slices.append(
-            SlicePrescription(centre, read, phase, np.cross(read, phase), fov, float(spacing[2]), shape[:2])
-        )
+        slices.append(SlicePrescription(centre, read, phase, np.cross(read, phase), fov, float(spacing[2]), shape[:2]))
     return slices

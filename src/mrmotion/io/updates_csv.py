@@ -57,9 +57,7 @@ def updates_table(times_s: ArrayLike, logical_motions: ArrayLike, update: Scanne
     return np.hstack(columns)
 
 
-def write_updates_csv(
-    path: str | Path, times_s: ArrayLike, logical_motions: ArrayLike, update: ScannerUpdate
-) -> Path:
+def write_updates_csv(path: str | Path, times_s: ArrayLike, logical_motions: ArrayLike, update: ScannerUpdate) -> Path:
     """Write the updates table (header :data:`COLUMNS`) atomically."""
     table = updates_table(times_s, logical_motions, update)
     buffer = io.StringIO()

@@ -58,9 +58,7 @@ def summarize_motion(
     centre = np.asarray(centre_mm, dtype=np.float64)
     centred = make_transform(np.eye(3), -centre) @ moves @ make_transform(np.eye(3), centre)
     rotvec, translation = rotvec_from_transform(centred)
-    return MotionSummary(
-        times, translation, np.degrees(rotvec), framewise_displacement(centred, radius_mm), radius_mm
-    )
+    return MotionSummary(times, translation, np.degrees(rotvec), framewise_displacement(centred, radius_mm), radius_mm)
 
 
 def plot_motion(summary: MotionSummary, path: str | Path, title: str = "Motion") -> Path:
@@ -89,8 +87,6 @@ def save_figure(figure: plt.Figure, path: str | Path) -> Path:
     """Save a matplotlib figure atomically (format from the suffix) and close it."""
     path = Path(path)
     try:
-        return write_atomic(
-            path, lambda temporary: figure.savefig(temporary, dpi=110, format=path.suffix[1:] or "png")
-        )
+        return write_atomic(path, lambda temporary: figure.savefig(temporary, dpi=110, format=path.suffix[1:] or "png"))
     finally:
         plt.close(figure)
