@@ -105,3 +105,26 @@ def test_bad_directions():
         SlicePrescription([0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [100.0, 100.0], 0.0)
     with pytest.raises(MrMotionError, match="needs the slice's matrix"):
         SlicePrescription([0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [100.0, 100.0], 2.0).scanner_from_voxel()
+
+
+def test_dicom_dataset_attributes():
+    from types import SimpleNamespace
+
+    from mrmotion.geometry.prescription import slice_from_dicom_dataset
+
+    dataset = SimpleNamespace(
+        ImageOrientationPatient=["1", "0", "0", "0", "1", "0"],
+        ImagePositionPatient=[-100.0, -120.0, 30.0],
+        PixelSpacing=[1.0, 0.5],
+        SliceThickness="3",
+        Rows=240,
+        Columns=400,
+        InPlanePhaseEncodingDirection="ROW",
+    )
+    item = slice_from_dicom_dataset(dataset)
+    np.testing.assert_allclose(item.position_mm, [-100 + 199.5 * 0.5, -120 + 119.5, 30])
+    np.testing.assert_allclose(item.phase_dir, [1, 0, 0])
+    np.testing.assert_allclose(item.fov_mm, [240.0, 200.0])
+    del dataset.PixelSpacing
+    with pytest.raises(MrMotionError, match="lacks PixelSpacing"):
+        slice_from_dicom_dataset(dataset)

@@ -262,3 +262,23 @@ def slices_from_nifti(affine_ras: ArrayLike, shape: tuple[int, ...]) -> list[Sli
         centre = voxel[:3, :3] @ np.array([(shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0, k]) + voxel[:3, 3]
         slices.append(SlicePrescription(centre, read, phase, np.cross(read, phase), fov, float(spacing[2]), shape[:2]))
     return slices
+
+
+def slice_from_dicom_dataset(dataset: Any) -> SlicePrescription:
+    """The slice of a DICOM dataset (a ``pydicom.Dataset`` or any object with the standard attribute names:
+    ImageOrientationPatient, ImagePositionPatient, PixelSpacing, SliceThickness, Rows, Columns and, optionally,
+    InPlanePhaseEncodingDirection)."""
+    required = ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "SliceThickness", "Rows", "Columns")
+    missing = [name for name in required if getattr(dataset, name, None) is None]
+    if missing:
+        raise MrMotionError(f"DICOM dataset lacks {', '.join(missing)}: cannot place the slice")
+    direction = str(getattr(dataset, "InPlanePhaseEncodingDirection", None) or "COL")
+    return slice_from_dicom(
+        [float(v) for v in dataset.ImageOrientationPatient],
+        [float(v) for v in dataset.ImagePositionPatient],
+        [float(v) for v in dataset.PixelSpacing],
+        float(dataset.SliceThickness),
+        int(dataset.Rows),
+        int(dataset.Columns),
+        direction,
+    )
