@@ -1,0 +1,75 @@
+"""Motion over acquisition time: a piecewise-constant sequence of rigid (or affine) motion states.
+
+A :class:`MotionTrajectory` holds T states, each a 4×4 transform that **moves the object away from where it is in
+the input image**, in scanner LPS mm about the isocentre (the world origin of the image's affine), and the time
+(s) from which it holds. State t holds on ``[times_s[t], times_s[t+1])``; the last state holds up to ``end_s``.
+Asking for a time outside ``[times_s[0], end_s]`` is an error, never a silent extrapolation. A single state with
+``end_s = inf`` is one constant pose for the whole scan.
+
+Smooth motion (drift, periodic) is represented by sampling it finely (e.g. once per TR); simulators work per state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from mrmotion.errors import MrMotionError
+from mrmotion.geometry.transforms import FloatArray, as_rigid, as_transform
+
+
+@dataclass(frozen=True, eq=False)
+class MotionTrajectory:
+    """Piecewise-constant motion: ``transforms`` (T, 4, 4) holding from ``times_s`` (T,) until ``end_s``.
+
+    ``rigid=True`` (default) requires proper rigid transforms; ``rigid=False`` admits affine motion
+    (e.g. respiratory-like scaling), which only some simulators support.
+    """
+
+    times_s: FloatArray
+    transforms: FloatArray
+    end_s: float = float("inf")
+    rigid: bool = True
+
+    def __post_init__(self) -> None:
+        times = np.asarray(self.times_s, dtype=np.float64)
+        if times.ndim != 1 or times.size == 0:
+            raise MrMotionError(f"motion times: expected a non-empty 1-D array, got shape {times.shape}")
+        if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+            raise MrMotionError("motion times must be finite and strictly increasing")
+        check = as_rigid if self.rigid else as_transform
+        transforms = check(self.transforms, "motion state")
+        if transforms.shape != (times.size, 4, 4):
+            raise MrMotionError(f"motion: {times.size} times but transforms of shape {transforms.shape}")
+        if not (self.end_s >= times[-1]):
+            raise MrMotionError(f"motion end {self.end_s} s is before its last state at {times[-1]} s")
+        object.__setattr__(self, "times_s", times)
+        object.__setattr__(self, "transforms", transforms)
+
+    @classmethod
+    def constant(cls, transform: ArrayLike, rigid: bool = True) -> MotionTrajectory:
+        """One pose for the whole scan: every time is covered."""
+        return cls(np.array([0.0]), np.asarray(transform, dtype=np.float64)[None], np.inf, rigid)
+
+    def __len__(self) -> int:
+        return self.times_s.size
+
+    def state_index(self, times_s: ArrayLike) -> np.ndarray:
+        """The state (0 … T−1) holding at each time; raises if a time is not covered by the trajectory."""
+        times = np.asarray(times_s, dtype=np.float64)
+        start, end = self.times_s[0], self.end_s
+        if len(self) == 1 and np.isinf(end):
+            return np.zeros(times.shape, dtype=np.int64)
+        outside = (times < start) | (times > end)
+        if np.any(outside):
+            raise MrMotionError(
+                f"the motion covers {start:g} s to {end:g} s but the scan samples times from {times.min():g} s "
+                f"to {times.max():g} s; motion is not extrapolated: give motion for the whole scan"
+            )
+        return np.clip(np.searchsorted(self.times_s, times, side="right") - 1, 0, len(self) - 1)
+
+    def at(self, times_s: ArrayLike) -> FloatArray:
+        """The transforms holding at the given times, shape ``(*times.shape, 4, 4)``."""
+        return self.transforms[self.state_index(times_s)]

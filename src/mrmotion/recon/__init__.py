@@ -1,0 +1,1 @@
+"""Reconstruction with known motion: motion-aware SENSE operator and conjugate-gradient solver."""
