@@ -61,7 +61,8 @@ class NufftPair:
         wrapped = (np.mod(points + np.pi, 2.0 * np.pi) - np.pi).astype(real)
         self.count = points.shape[0]
         self.n_trans = int(n_trans)
-        options = {"nthreads": THREADS, "modeord": 0}
+        # upsampfac 1.25 halves the time of a 1-mm 3-D transform here (smaller FFTs); it supports eps ≥ ~1e-8.
+        options = {"nthreads": THREADS, "modeord": 0, "upsampfac": 1.25 if eps >= 1e-8 else 2.0}
         self._forward = finufft.Plan(2, self.shape, self.n_trans, eps, isign=-1, dtype=self.dtype.name, **options)
         self._adjoint = finufft.Plan(1, self.shape, self.n_trans, eps, isign=+1, dtype=self.dtype.name, **options)
         columns = [np.ascontiguousarray(wrapped[:, axis]) for axis in range(len(self.shape))]

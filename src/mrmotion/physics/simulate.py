@@ -1,0 +1,136 @@
+"""Simulate a motion-corrupted multi-coil scan: image × motion × sampling × coils × noise → k-space.
+
+The acquisition frame is the image grid: logical read/phase/slice run along voxel axes 0/1/2, centred on the
+grid centre (index n//2), so ``k_scanner = R_acq k_logical`` with ``R_acq`` the normalised voxel axes. The
+encoding itself (exact rigid/affine motion through augmented k-space, coils fixed in the scanner) is
+:class:`~mrmotion.physics.encoding.MotionEncoding`.
+
+Noise: complex white Gaussian, the same standard deviation σ on the real and imaginary part of every sample,
+``σ = rms(noiseless samples) · 10^(−snr_db / 20)`` (SNR of the k-space data as a whole, all coils).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from mrmotion.errors import MrMotionError
+from mrmotion.geometry.parameters import rotvec_from_transform, transform_from_rotvec
+from mrmotion.geometry.transforms import FloatArray, make_transform
+from mrmotion.physics.encoding import ImageGrid, MotionEncoding, coil_maps_on_grid
+from mrmotion.physics.sampling import Sampling
+from mrmotion.physics.trajectory import MotionTrajectory
+
+
+@dataclass(frozen=True, eq=False)
+class SimulatedScan:
+    """The output of :func:`simulate`.
+
+    data : (coils, M) complex k-space samples in the order of ``sampling``.
+    sampling, grid : how and where they were acquired; ``scanner_from_logical`` the acquisition frame.
+    coil_maps : (coils, *grid.shape) complex, the coils' sensitivities on the grid at the reference pose.
+    noise_std : σ of the added noise per real/imaginary part (0 without noise).
+    motion : the motion used (scanner LPS about the isocentre).
+    """
+
+    data: np.ndarray
+    sampling: Sampling
+    grid: ImageGrid
+    scanner_from_logical: FloatArray
+    coil_maps: np.ndarray
+    noise_std: float
+    motion: MotionTrajectory
+
+
+def acquisition_frame(grid: ImageGrid) -> FloatArray:
+    """scanner_from_logical of an acquisition aligned with the grid: unit voxel axes, origin at the grid centre."""
+    linear = grid.scanner_from_voxel[:3, :3]
+    axes = linear / np.linalg.norm(linear, axis=0)
+    if len(grid.shape) == 2:
+        axes[:, 2] = np.cross(axes[:, 0], axes[:, 1])
+    if np.abs(axes.T @ axes - np.eye(3)).max() > 1e-6:
+        raise MrMotionError("the image's voxel axes are not orthogonal (sheared affine): cannot acquire on its grid")
+    if np.linalg.det(axes) < 0:  # left-handed voxel axes: the slice axis of the logical frame points the other way
+        axes[:, 2] *= -1
+    return make_transform(axes, grid.positions(grid.centre_index))
+
+
+def in_plane(motion: MotionTrajectory, grid: ImageGrid) -> MotionTrajectory:
+    """Keep only the in-plane part of rigid motion for a 2-D grid: rotation about the slice normal through the
+    grid centre and translation within the slice plane (a 2-D image cannot move through its own plane)."""
+    frame = acquisition_frame(grid)
+    normal, centre = frame[:3, 2], frame[:3, 3]
+    rotvec, translation = rotvec_from_transform(motion.transforms)
+    about_centre = translation + np.einsum("tij,j->ti", motion.transforms[:, :3, :3], centre) - centre
+    angle = rotvec @ normal
+    shift = about_centre - np.outer(about_centre @ normal, normal)
+    rotation = transform_from_rotvec(np.outer(angle, normal))
+    moves = make_transform(np.eye(3), centre + shift) @ rotation @ make_transform(np.eye(3), -centre)
+    return MotionTrajectory(motion.times_s, moves, motion.end_s, rigid=True)
+
+
+def check_image(image: ArrayLike, name: str = "image") -> np.ndarray:
+    """A finite 2-D or 3-D array, or a clear error."""
+    array = np.asarray(image)
+    if array.ndim not in (2, 3):
+        raise MrMotionError(f"{name}: expected a 2-D or 3-D image, got {array.ndim}-D with shape {array.shape}")
+    if array.size == 0:
+        raise MrMotionError(f"{name}: the image is empty (shape {array.shape})")
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    if bad:
+        raise MrMotionError(f"{name}: {bad} voxels are NaN or infinite")
+    return array
+
+
+def simulate(
+    image: ArrayLike,
+    grid: ImageGrid,
+    sampling: Sampling,
+    motion: MotionTrajectory | None = None,
+    coils=None,
+    snr_db: float | None = None,
+    coil_model: str = "exact",
+    seed: int = 0,
+    eps: float = 1e-6,
+    dtype: type = np.complex128,
+) -> SimulatedScan:
+    """Multi-coil k-space of ``image`` (on ``grid``) moving by ``motion`` while ``sampling`` is acquired.
+
+    ``sampling.matrix`` must equal the grid's shape (n_slice = 1 for a 2-D image); 2-D images take in-plane
+    motion only (see :func:`in_plane`). ``coils`` is any object with ``count`` and ``sensitivities(points)``
+    (scanner frame), or None for one uniform coil.
+    """
+    array = check_image(image)
+    if array.shape != grid.shape:
+        raise MrMotionError(f"image shape {array.shape} does not match its grid {grid.shape}")
+    expected = tuple(sampling.matrix[: array.ndim]) if array.ndim == 3 else (*sampling.matrix[:2],)
+    if array.shape != expected or (array.ndim == 2 and sampling.matrix[2] != 1):
+        raise MrMotionError(f"sampling is for a matrix {tuple(sampling.matrix)}, the image has shape {array.shape}")
+    if array.ndim == 3 and sampling.mode != "3d":
+        raise MrMotionError("2-D multi-slice sampling of a 3-D volume is not supported by simulate(); use mode '3d'")
+    if coils is not None and int(getattr(coils, "count", 0)) < 1:
+        raise MrMotionError("coils: need at least one coil")
+    if snr_db is not None and not np.isfinite(float(snr_db)):
+        raise MrMotionError(f"snr_db must be a finite number of decibels, got {snr_db!r}")
+    motion = motion if motion is not None else MotionTrajectory.constant(np.eye(4))
+    if array.ndim == 2:
+        motion = in_plane(motion, grid)
+    frame = acquisition_frame(grid)
+    k_scanner = sampling.k_logical @ frame[:3, :3].T
+    operator = MotionEncoding(grid, k_scanner, sampling.time_s, motion, coils, coil_model, eps=eps, dtype=dtype)
+    data = operator.forward(array.astype(dtype))
+    noise_std = 0.0
+    if snr_db is not None:
+        rng = np.random.default_rng(seed)
+        noise_std = float(np.sqrt(np.mean(np.abs(data) ** 2) / 2.0) * 10.0 ** (-float(snr_db) / 20.0))
+        data += (noise_std * (rng.standard_normal(data.shape) + 1j * rng.standard_normal(data.shape))).astype(dtype)
+    maps = _maps_on_grid(coils, grid)
+    return SimulatedScan(data, sampling, grid, frame, maps, noise_std, motion)
+
+
+def _maps_on_grid(coils, grid: ImageGrid) -> np.ndarray:
+    if coils is None:
+        return np.ones((1, *grid.shape), dtype=np.complex64)
+    return coil_maps_on_grid(coils, grid).astype(np.complex64)
