@@ -83,7 +83,7 @@ def test_real_slice_multishot_motion_corrected_with_known_motion(real_slice):
     motion = MotionTrajectory(starts, poses, end_s=sampling.duration_s)
     still = simulate(combined, grid, sampling, None, coils)
     corrupted = simulate(combined, grid, sampling, motion, coils)
-    recon = dict(iterations=15, regularization=1e-3)
+    recon = dict(iterations=15, regularization=1e-4)
     reference, _ = sense_reconstruction(still.data, sampling, still.scanner_from_logical, coils, **recon)
     naive, _ = sense_reconstruction(corrupted.data, sampling, corrupted.scanner_from_logical, coils, **recon)
     corrected, _ = sense_reconstruction(

@@ -149,6 +149,10 @@ class MotionEncoding:
     coil_model : ``"exact"`` (coils fixed in the scanner) or ``"moving"`` (approximation: coils move with the head).
     eps, dtype : NUFFT accuracy and precision (``complex64`` halves memory; eps ≥ 1e-6 then).
     cluster_tol_mm, rank_tol, coarse_spacing_mm : accuracy of the coil weighting (module docstring).
+    chunk : rank components per NUFFT call (memory vs speed).
+    origin_mm : (3,) where the receiver is centred (the acquisition's FOV centre, scanner LPS mm): samples are
+        demodulated by ``e^{+i k·origin}``, as a scanner does for an off-centre field of view. With no motion and
+        the grid centre at the origin, the forward operator is then the plain centred FFT.
     """
 
     def __init__(
@@ -165,6 +169,7 @@ class MotionEncoding:
         rank_tol: float = 1e-5,
         coarse_spacing_mm: float = 8.0,
         chunk: int = 4,
+        origin_mm: ArrayLike = (0.0, 0.0, 0.0),
     ) -> None:
         if coil_model not in COIL_MODELS:
             raise MrMotionError(f"coil_model must be one of {COIL_MODELS}, got {coil_model!r}")
@@ -193,6 +198,7 @@ class MotionEncoding:
         self.bounds = np.searchsorted(cluster_of_state[sorted_states], np.arange(len(poses) + 1))
         self.states, self.clusters = len(transforms), len(poses)
 
+        self._origin = np.asarray(origin_mm, dtype=np.float64).reshape(3)
         kappa, self._phase = self._augmented(k if self.order is None else k[self.order], transforms, sorted_states)
         self._weights_u, coarse_v, axes = self._coil_weights(coils, poses, coarse_spacing_mm, rank_tol)
         self.coils, self.rank = self._weights_u.shape[1], self._weights_u.shape[2]
@@ -207,7 +213,7 @@ class MotionEncoding:
         """Per sample (sorted by state): NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
 
         For state t and a sample k: the object is sampled at ``q = L_tᵀk``, at voxel frequency ``κ = L_gridᵀ q``
-        and with phase ``φ = k·d_t + q·r_centre``; one (4, 3) @ (3, n) product per state. Arrays are laid out
+        and with phase ``φ = k·(d_t − origin) + q·r_centre``; one (4, 3) @ (3, n) product per state. Arrays are laid out
         (axis, sample) because that is 3× faster here and is what finufft takes.
         """
         linear = self.grid.scanner_from_voxel[:3, :3]
@@ -224,7 +230,7 @@ class MotionEncoding:
             rotation = transform[:3, :3]
             mapping = np.empty((dims + 1, 3))
             mapping[:dims] = (rotation @ linear)[:, :dims].T
-            mapping[dims] = transform[:3, 3] + rotation @ centre
+            mapping[dims] = transform[:3, 3] + rotation @ centre - self._origin
             mapped = mapping @ columns[:, block]
             kappa[:, block] = mapped[:dims]
             amplitude = abs(np.linalg.det(rotation))

@@ -52,8 +52,10 @@ def acquisition_frame(grid: ImageGrid) -> FloatArray:
         axes[:, 2] = np.cross(axes[:, 0], axes[:, 1])
     if np.abs(axes.T @ axes - np.eye(3)).max() > 1e-6:
         raise MrMotionError("the image's voxel axes are not orthogonal (sheared affine): cannot acquire on its grid")
-    if np.linalg.det(axes) < 0:  # left-handed voxel axes: the slice axis of the logical frame points the other way
-        axes[:, 2] *= -1
+    if np.linalg.det(axes) < 0:
+        raise MrMotionError(
+            "the image's voxel axes are left-handed (det < 0); flip the last axis first (commands.scan.right_handed)"
+        )
     return make_transform(axes, grid.positions(grid.centre_index))
 
 
@@ -119,7 +121,9 @@ def simulate(
         motion = in_plane(motion, grid)
     frame = acquisition_frame(grid)
     k_scanner = sampling.k_logical @ frame[:3, :3].T
-    operator = MotionEncoding(grid, k_scanner, sampling.time_s, motion, coils, coil_model, eps=eps, dtype=dtype)
+    operator = MotionEncoding(
+        grid, k_scanner, sampling.time_s, motion, coils, coil_model, eps=eps, dtype=dtype, origin_mm=frame[:3, 3]
+    )
     data = operator.forward(array.astype(dtype))
     noise_std = 0.0
     if snr_db is not None:

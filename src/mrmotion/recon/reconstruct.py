@@ -12,7 +12,7 @@ import numpy as np
 
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.transforms import FloatArray, make_transform
-from mrmotion.physics.encoding import ImageGrid, MotionEncoding
+from mrmotion.physics.encoding import ImageGrid, MotionEncoding, coil_maps_on_grid
 from mrmotion.physics.sampling import Sampling
 from mrmotion.physics.trajectory import MotionTrajectory
 from mrmotion.recon.sense import Progress, SenseResult, cg_sense
@@ -33,18 +33,31 @@ def sense_reconstruction(
     coils,
     motion: MotionTrajectory | None = None,
     iterations: int = 15,
-    regularization: float = 1e-3,
+    regularization: float = 1e-4,
     coil_model: str = "exact",
     eps: float = 1e-6,
     dtype: type = np.complex128,
     progress: Progress | None = None,
 ) -> tuple[SenseResult, ImageGrid]:
     """CG-SENSE of ``data`` (coils, M); ``coils`` in the scanner frame (e.g. GridCoilMaps of stored maps)."""
-    if sampling.mode != "3d" and sampling.matrix[2] != 1:
+    if sampling.matrix[2] != 1 and sampling.mode != "3d":
         raise MrMotionError("reconstruction of 2-D multi-slice data is not supported yet; use 3-D or single-slice data")
     grid = acquisition_grid(sampling, scanner_from_logical)
     k_scanner = sampling.k_logical @ np.asarray(scanner_from_logical)[:3, :3].T
-    operator = MotionEncoding(grid, k_scanner, sampling.time_s, motion, coils, coil_model, eps=eps, dtype=dtype)
+    operator = MotionEncoding(
+        grid,
+        k_scanner,
+        sampling.time_s,
+        motion,
+        coils,
+        coil_model,
+        eps=eps,
+        dtype=dtype,
+        origin_mm=np.asarray(scanner_from_logical)[:3, 3],
+    )
     if operator.coils != data.shape[0]:
         raise MrMotionError(f"the data have {data.shape[0]} coils but the coil maps {operator.coils}")
-    return cg_sense(operator, data, iterations, regularization, progress=progress), grid
+    # Jacobi-like preconditioner: for full sampling EᴴE ≈ (samples per voxel) · Σ_c |S_c|² on the diagonal.
+    power = np.sum(np.abs(coil_maps_on_grid(coils, grid)) ** 2, axis=0)
+    weight = 1.0 / np.maximum(power, 0.05 * power.max())  # clipped: no amplification where coils are blind
+    return cg_sense(operator, data, iterations, regularization, progress=progress, preconditioner=weight), grid

@@ -1,4 +1,4 @@
-"""File-level operations behind the command line: read inputs, call the library, write outputs.
+"""Geometry commands: tracker calibration, per-slice prospective updates, motion reports.
 
 Each function checks every input before writing anything, writes outputs atomically, never over an input, and
 returns what it computed so the CLI (and the demo) can print it. The CLI itself only parses and prints.

@@ -1,0 +1,228 @@
+"""Scan commands: simulate a motion-corrupted multi-coil acquisition from an image, and reconstruct k-space.
+
+``simulate_files`` writes into OUTDIR: ``corrupted.nii.gz`` (complex, coil-combined, the input's affine),
+``corrupted_magnitude.nii.gz``, ``kspace.h5`` (ISMRMRD, with coil maps), ``motion.csv`` (the motion used, scanner
+LPS about the isocentre) and ``simulation.png``. ``recon_file`` reconstructs a k-space file with CG-SENSE, with
+known motion if a motion CSV is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrmotion.errors import MrMotionError, OutputFileError
+from mrmotion.geometry.parameters import rotvec_from_transform, transform_from_rotvec
+from mrmotion.geometry.transforms import make_transform
+from mrmotion.io.files import check_output
+from mrmotion.io.kspace_h5 import KSpaceData, read_kspace, write_kspace
+from mrmotion.io.motion_csv import read_motion_csv, write_motion_csv
+from mrmotion.io.nifti import read_image, write_image
+from mrmotion.physics.coils import GridCoilMaps, estimate_coil_maps, loop_coils
+from mrmotion.physics.encoding import ImageGrid
+from mrmotion.physics.motion_models import SEVERITIES, random_motion, severity
+from mrmotion.physics.sampling import Sampling, cartesian
+from mrmotion.physics.simulate import SimulatedScan, acquisition_frame, in_plane, simulate
+from mrmotion.physics.trajectory import MotionTrajectory
+from mrmotion.recon.reconstruct import acquisition_grid, sense_reconstruction
+from mrmotion.recon.sense import Progress
+from mrmotion.report.scan_figure import plot_scan
+
+Step = Callable[[str], None]
+OUTPUTS = ("corrupted.nii.gz", "corrupted_magnitude.nii.gz", "kspace.h5", "motion.csv", "simulation.png")
+
+
+@dataclass(frozen=True)
+class SimulationSummary:
+    """What ``simulate_files`` did: the scan, the combined corrupted image, its NRMSE and the motion's size."""
+
+    scan: SimulatedScan
+    corrupted: np.ndarray
+    nrmse: float
+    motion_size: dict
+    files: list[Path]
+
+
+def right_handed(data: np.ndarray, scanner_from_voxel: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Flip the last voxel axis of a left-handed grid (det < 0), adjusting the affine: the same image in a voxel
+    order that a right-handed logical frame can acquire. Returns the flag so outputs can be flipped back."""
+    if data.ndim == 3 and np.linalg.det(scanner_from_voxel[:3, :3]) < 0:
+        flip = np.eye(4)
+        flip[2, 2], flip[2, 3] = -1.0, data.shape[2] - 1
+        return data[:, :, ::-1], scanner_from_voxel @ flip, True
+    return data, scanner_from_voxel, False
+
+
+def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
+    """Per-coil images of fully sampled Cartesian data by inverse FFT (coils, n_read, n_phase[, n_slice])."""
+    if sampling.grid_index is None:
+        raise MrMotionError("coil images by FFT need Cartesian sampling")
+    shape = tuple(int(n) for n in sampling.matrix)
+    grid = np.zeros((data.shape[0], *shape), dtype=np.complex128)
+    index = sampling.grid_index
+    grid[:, index[:, 0], index[:, 1], index[:, 2]] = data
+    if sampling.mode == "2d" or shape[2] == 1:
+        axes = (1, 2)
+    else:
+        axes = (1, 2, 3)
+    # s(k) = Σ ρ e^{−ik·r} makes ifftn (with its 1/N) the exact inverse; index n//2 is the centre in both domains.
+    images = np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(grid, axes=axes), axes=axes), axes=axes)
+    return images[..., 0] if shape[2] == 1 else images
+
+
+def combine(images: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """SENSE-1 coil combination ``Σ conj(S_c) x_c / Σ |S_c|²`` (0 where the maps vanish)."""
+    power = np.sum(np.abs(maps) ** 2, axis=0)
+    combined = np.sum(np.conj(maps) * images, axis=0)
+    return np.where(power > 1e-12, combined / np.maximum(power, 1e-12), 0)
+
+
+def in_plane_like(motion: MotionTrajectory, grid: ImageGrid) -> MotionTrajectory:
+    """Random motion for a 2-D image: each state's rotation turned to the slice normal and its translation laid
+    into the slice plane, keeping the rotation angle and translation length (so the severity is kept)."""
+    normal = acquisition_frame(grid)[:3, 2]
+    centre = grid.positions(grid.centre_index)
+    rotvec, translation = rotvec_from_transform(motion.transforms)
+    about = translation + np.einsum("tij,j->ti", motion.transforms[:, :3, :3], centre) - centre
+    angle = np.linalg.norm(rotvec, axis=1) * np.where(rotvec @ normal < 0, -1.0, 1.0)
+    planar = about - np.outer(about @ normal, normal)
+    length = np.linalg.norm(planar, axis=1, keepdims=True)
+    planar = np.where(
+        length > 1e-9, planar / np.maximum(length, 1e-12) * np.linalg.norm(about, axis=1, keepdims=True), 0
+    )
+    turn = transform_from_rotvec(np.outer(angle, normal))
+    moves = make_transform(np.eye(3), centre + planar) @ turn @ make_transform(np.eye(3), -centre)
+    return MotionTrajectory(motion.times_s, moves, motion.end_s)
+
+
+def _motion(args: dict, grid: ImageGrid, duration_s: float) -> MotionTrajectory:
+    if args.get("motion_csv") is not None and args.get("random") is not None:
+        raise MrMotionError("give either a motion CSV or --random, not both")
+    if args.get("motion_csv") is not None:
+        return read_motion_csv(args["motion_csv"])
+    if args.get("random") is not None:
+        if args["random"] not in SEVERITIES:
+            raise MrMotionError(f"--random must be one of {', '.join(SEVERITIES)}, got {args['random']!r}")
+        centre = grid.positions(grid.centre_index)
+        motion = random_motion(args["random"], 0.0, duration_s, seed=args.get("seed", 0), centre_mm=centre)
+        return in_plane_like(motion, grid) if len(grid.shape) == 2 else motion
+    return MotionTrajectory.constant(np.eye(4))
+
+
+def simulate_files(
+    image_path: Path,
+    output_dir: Path,
+    motion_csv: Path | None = None,
+    random: str | None = None,
+    seed: int = 0,
+    order: str = "linear",
+    shots: int = 1,
+    coils: int = 8,
+    snr_db: float | None = None,
+    mode: str = "3d",
+    coil_model: str = "exact",
+    step: Step = lambda message: None,
+) -> SimulationSummary:
+    """Simulate a scan of the image at ``image_path`` into ``output_dir`` (see the module docstring)."""
+    if coils < 1:
+        raise MrMotionError(f"--coils must be at least 1, got {coils}")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputFileError(f"{output_dir} exists and is not a folder")
+    inputs = [image_path] + ([motion_csv] if motion_csv is not None else [])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    files = [check_output(output_dir / name, inputs) for name in OUTPUTS]
+    image = read_image(image_path)
+    data, scanner_from_voxel, flipped = right_handed(np.asarray(image.data), image.scanner_from_voxel)
+    if data.ndim == 3 and mode == "2d":
+        raise MrMotionError("2-D multi-slice simulation of a 3-D volume is not implemented yet: use --mode 3d")
+    if data.ndim == 2 and mode == "3d":
+        mode = "2d"
+    grid = ImageGrid(data.shape, scanner_from_voxel)
+    voxel = np.linalg.norm(scanner_from_voxel[:3, :3], axis=0)
+    matrix = (*data.shape, 1) if data.ndim == 2 else data.shape
+    sampling = cartesian(matrix, tuple(voxel), mode=mode, order=order, shots=shots, seed=seed)
+    motion = _motion({"motion_csv": motion_csv, "random": random, "seed": seed}, grid, sampling.duration_s)
+    extent = np.max(np.abs(grid.corners() - grid.positions(grid.centre_index)))
+    array = loop_coils(
+        coils,
+        head_radius_mm=1.1 * extent + 20.0,
+        centre_mm=grid.positions(grid.centre_index),
+        rings=2 if data.ndim == 3 and coils % 2 == 0 and coils >= 4 else 1,
+    )
+    step(f"simulating {len(sampling):,} samples × {coils} coils, {len(motion)} motion states ({coil_model} coils)")
+    dtype = np.complex64 if data.size > 2_000_000 else np.complex128
+    scan = simulate(data.astype(complex), grid, sampling, motion, array, snr_db, coil_model, seed, 1e-4, dtype)
+    step("coil-combining the corrupted image")
+    corrupted = combine(coil_images(scan.data, sampling), scan.coil_maps)
+    mask = np.abs(data) > 0.05 * np.abs(data).max()
+    nrmse = float(np.linalg.norm((np.abs(corrupted) - np.abs(data))[mask]) / np.linalg.norm(np.abs(data)[mask]))
+    step("writing the corrupted image, k-space, motion and figure")
+    written = corrupted[:, :, ::-1] if flipped else corrupted
+    write_image(files[0], written.astype(np.complex64), image.scanner_from_voxel, image.header, inputs)
+    write_image(files[1], np.abs(written).astype(np.float32), image.scanner_from_voxel, image.header, inputs)
+    extra = {
+        "source_image": str(image_path),
+        "coil_model": coil_model,
+        "order": order,
+        "shots": shots,
+        "snr_db": snr_db,
+        "seed": seed,
+        "motion_states": len(motion),
+    }
+    frame = scan.scanner_from_logical
+    maps = scan.coil_maps.reshape(scan.coil_maps.shape[0], *matrix)
+    write_kspace(files[2], KSpaceData(scan.data, sampling, frame, maps, scan.noise_std, extra), inputs)
+    used = scan.motion if data.ndim == 2 else motion
+    if np.isinf(used.end_s):
+        used = MotionTrajectory(used.times_s, used.transforms, max(sampling.duration_s, used.times_s[-1]))
+    if len(used) == 1:
+        used = MotionTrajectory(
+            np.array([0.0, sampling.duration_s]), np.repeat(used.transforms, 2, 0), sampling.duration_s
+        )
+    write_motion_csv(files[3], used, inputs=inputs)
+    plot_scan(data, corrupted, sampling, used, files[4], title=f"{image_path.name}: NRMSE {nrmse:.3f}")
+    return SimulationSummary(scan, corrupted, nrmse, severity(used), files)
+
+
+def recon_file(
+    kspace_path: Path,
+    output: Path,
+    motion_csv: Path | None = None,
+    iterations: int = 15,
+    regularization: float = 1e-4,
+    magnitude: bool = True,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, ImageGrid]:
+    """CG-SENSE reconstruction of an ISMRMRD k-space file, with known motion if ``motion_csv`` is given."""
+    inputs = [kspace_path] + ([motion_csv] if motion_csv is not None else [])
+    check_output(output, inputs)
+    if not output.name.endswith((".nii", ".nii.gz")):
+        raise MrMotionError(f"output {output}: expected a .nii or .nii.gz file name")
+    kspace = read_kspace(kspace_path)
+    motion = read_motion_csv(motion_csv) if motion_csv is not None else None
+    grid = acquisition_grid(kspace.sampling, kspace.scanner_from_logical)
+    if kspace.coil_maps is not None:
+        maps = kspace.coil_maps.reshape(kspace.coil_maps.shape[0], *grid.shape)
+    else:
+        maps = estimate_coil_maps(coil_images(kspace.data, kspace.sampling))
+    if motion is not None and len(grid.shape) == 2:
+        motion = in_plane(motion, grid)
+    big = np.prod(grid.shape) > 2_000_000
+    result, grid = sense_reconstruction(
+        kspace.data,
+        kspace.sampling,
+        kspace.scanner_from_logical,
+        GridCoilMaps(maps, grid.scanner_from_voxel),
+        motion,
+        iterations,
+        regularization,
+        eps=1e-4 if big else 1e-6,
+        dtype=np.complex64 if big else np.complex128,
+        progress=progress,
+    )
+    image = np.abs(result.image).astype(np.float32) if magnitude else result.image.astype(np.complex64)
+    write_image(output, image, grid.scanner_from_voxel, None, inputs)
+    return result.image, grid
