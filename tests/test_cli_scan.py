@@ -1,0 +1,131 @@
+"""`mrmotion simulate` and `mrmotion recon` end to end on small images, and on bad input."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mrmotion.cli import app
+from mrmotion.io.kspace_h5 import read_kspace
+from mrmotion.io.motion_csv import read_motion_csv
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def phantom(shape):
+    axes = [np.linspace(-1, 1, n) for n in shape]
+    grids = np.meshgrid(*axes, indexing="ij")
+    radius = np.sqrt(sum((g / 0.7) ** 2 for g in grids))
+    return (np.clip(1.2 - radius, 0, 1) * (1 + 0.3 * np.cos(4 * grids[0]))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def volume(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("volume")
+    affine = np.array([[2.0, 0, 0, -22], [0, 2.0, 0, -18], [0, 0, 3.0, -20], [0, 0, 0, 1]])
+    path = folder / "phantom.nii.gz"
+    nib.save(nib.Nifti1Image(phantom((22, 18, 12)), affine), path)
+    return path
+
+
+def nrmse(path, reference):
+    image = np.abs(np.asarray(nib.load(path).dataobj))
+    mask = reference > 0.05 * reference.max()
+    return np.linalg.norm((image - reference)[mask]) / np.linalg.norm(reference[mask])
+
+
+def test_simulate_then_recon_with_and_without_motion(volume, tmp_path):
+    out = tmp_path / "sim"
+    result = invoke(
+        "simulate",
+        volume,
+        "-o",
+        out,
+        "--random",
+        "severe",
+        "--seed",
+        "3",
+        "--order",
+        "interleaved",
+        "--shots",
+        "4",
+        "--coils",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("corrupted.nii.gz", "corrupted_magnitude.nii.gz", "kspace.h5", "motion.csv", "simulation.png"):
+        assert (out / name).stat().st_size > 0
+    reference = np.asarray(nib.load(volume).dataobj)
+    np.testing.assert_allclose(nib.load(out / "corrupted.nii.gz").affine, nib.load(volume).affine, atol=1e-5)
+    kspace = read_kspace(out / "kspace.h5")
+    assert kspace.data.shape == (4, reference.size) and kspace.coil_maps is not None
+    motion = read_motion_csv(out / "motion.csv")
+    assert motion.state_index(kspace.sampling.time_s).max() == len(motion) - 1
+    assert invoke("recon", out / "kspace.h5", "--motion", out / "motion.csv", "-o", out / "fixed.nii.gz").exit_code == 0
+    assert invoke("recon", out / "kspace.h5", "-o", out / "naive.nii.gz").exit_code == 0
+    corrupted, naive, fixed = (
+        nrmse(out / n, reference) for n in ("corrupted_magnitude.nii.gz", "naive.nii.gz", "fixed.nii.gz")
+    )
+    assert corrupted > 0.05 and naive > 0.05
+    assert fixed < corrupted / 3, (fixed, corrupted)
+
+
+def test_simulate_2d_slice_and_noise(tmp_path):
+    path = tmp_path / "slice.nii.gz"
+    nib.save(nib.Nifti1Image(phantom((32, 28)), np.diag([1.5, 1.5, 4.0, 1.0])), path)
+    result = invoke("simulate", path, "-o", tmp_path / "out", "--random", "moderate", "--snr", "25", "--coils", "3")
+    assert result.exit_code == 0, result.output
+    kspace = read_kspace(tmp_path / "out" / "kspace.h5")
+    assert kspace.sampling.mode == "2d" and kspace.noise_std > 0
+    assert np.asarray(nib.load(tmp_path / "out" / "corrupted_magnitude.nii.gz").dataobj).shape == (32, 28)
+
+
+def _fails(args, message, folder):
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+    after = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p in before}
+    assert after == before  # nothing the user had was touched
+
+
+def test_simulate_bad_input(volume, tmp_path):
+    nan = tmp_path / "nan.nii.gz"
+    data = phantom((10, 10, 6))
+    data[2, 3, 4] = np.nan
+    nib.save(nib.Nifti1Image(data, np.eye(4)), nan)
+    _fails(["simulate", nan, "-o", tmp_path / "o1"], "NaN", tmp_path)
+    four = tmp_path / "four.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((5, 5, 5, 3), np.float32), np.eye(4)), four)
+    _fails(["simulate", four, "-o", tmp_path / "o2"], "2-D or 3-D", tmp_path)
+    _fails(["simulate", volume, "-o", tmp_path / "o3", "--coils", "0"], "--coils", tmp_path)
+    _fails(["simulate", volume, "-o", tmp_path / "o4", "--random", "wild"], "light", tmp_path)
+    _fails(["simulate", tmp_path / "missing.nii.gz", "-o", tmp_path / "o5"], "missing.nii.gz", tmp_path)
+    short = tmp_path / "short.csv"
+    short.write_text("time_s,tx_mm,ty_mm,tz_mm,qx,qy,qz,qw\n0,0,0,0,0,0,0,1\n0.5,1,0,0,0,0,0,1\n")
+    _fails(["simulate", volume, "-o", tmp_path / "o6", "--motion", short], "not extrapolated", tmp_path)
+    result = invoke("simulate", volume, "-o", tmp_path / "o7", "--snr", "loud")
+    assert result.exit_code == 2 and "Invalid value for '--snr'" in result.output
+    # An output folder that holds the input under an output's name: refused, the input kept.
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    target = inside / "corrupted.nii.gz"
+    target.write_bytes(volume.read_bytes())
+    _fails(["simulate", target, "-o", inside], "also an input", tmp_path)
+
+
+def test_recon_bad_input(volume, tmp_path):
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(b"not an hdf5 file")
+    _fails(["recon", broken, "-o", tmp_path / "x.nii.gz"], "broken.h5", tmp_path)
+    h5py = pytest.importorskip("h5py")
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w") as handle:
+        handle.create_group("dataset")
+    _fails(["recon", empty, "-o", tmp_path / "x.nii.gz"], "empty.h5", tmp_path)
+    _fails(["recon", broken, "-o", tmp_path / "x.png"], ".nii", tmp_path)
