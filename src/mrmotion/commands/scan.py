@@ -15,17 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from mrmotion.errors import MrMotionError, OutputFileError
-from mrmotion.geometry.parameters import rotvec_from_transform, transform_from_rotvec
-from mrmotion.geometry.transforms import make_transform
 from mrmotion.io.files import check_output
 from mrmotion.io.kspace_h5 import KSpaceData, read_kspace, write_kspace
 from mrmotion.io.motion_csv import read_motion_csv, write_motion_csv
 from mrmotion.io.nifti import read_image, write_image
 from mrmotion.physics.coils import GridCoilMaps, estimate_coil_maps, loop_coils
+from mrmotion.physics.combine import coil_images, combine
 from mrmotion.physics.encoding import ImageGrid
 from mrmotion.physics.motion_models import SEVERITIES, random_motion, severity
-from mrmotion.physics.sampling import Sampling, cartesian
-from mrmotion.physics.simulate import SimulatedScan, acquisition_frame, in_plane, simulate
+from mrmotion.physics.sampling import cartesian
+from mrmotion.physics.simulate import SimulatedScan, in_plane, in_plane_like, right_handed, simulate
 from mrmotion.physics.trajectory import MotionTrajectory
 from mrmotion.recon.reconstruct import acquisition_grid, sense_reconstruction
 from mrmotion.recon.sense import Progress
@@ -44,58 +43,6 @@ class SimulationSummary:
     nrmse: float
     motion_size: dict
     files: list[Path]
-
-
-def right_handed(data: np.ndarray, scanner_from_voxel: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Flip the last voxel axis of a left-handed grid (det < 0), adjusting the affine: the same image in a voxel
-    order that a right-handed logical frame can acquire. Returns the flag so outputs can be flipped back."""
-    if data.ndim == 3 and np.linalg.det(scanner_from_voxel[:3, :3]) < 0:
-        flip = np.eye(4)
-        flip[2, 2], flip[2, 3] = -1.0, data.shape[2] - 1
-        return data[:, :, ::-1], scanner_from_voxel @ flip, True
-    return data, scanner_from_voxel, False
-
-
-def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
-    """Per-coil images of fully sampled Cartesian data by inverse FFT (coils, n_read, n_phase[, n_slice])."""
-    if sampling.grid_index is None:
-        raise MrMotionError("coil images by FFT need Cartesian sampling")
-    shape = tuple(int(n) for n in sampling.matrix)
-    grid = np.zeros((data.shape[0], *shape), dtype=np.complex128)
-    index = sampling.grid_index
-    grid[:, index[:, 0], index[:, 1], index[:, 2]] = data
-    if sampling.mode == "2d" or shape[2] == 1:
-        axes = (1, 2)
-    else:
-        axes = (1, 2, 3)
-    # s(k) = Σ ρ e^{−ik·r} makes ifftn (with its 1/N) the exact inverse; index n//2 is the centre in both domains.
-    images = np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(grid, axes=axes), axes=axes), axes=axes)
-    return images[..., 0] if shape[2] == 1 else images
-
-
-def combine(images: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """SENSE-1 coil combination ``Σ conj(S_c) x_c / Σ |S_c|²`` (0 where the maps vanish)."""
-    power = np.sum(np.abs(maps) ** 2, axis=0)
-    combined = np.sum(np.conj(maps) * images, axis=0)
-    return np.where(power > 1e-12, combined / np.maximum(power, 1e-12), 0)
-
-
-def in_plane_like(motion: MotionTrajectory, grid: ImageGrid) -> MotionTrajectory:
-    """Random motion for a 2-D image: each state's rotation turned to the slice normal and its translation laid
-    into the slice plane, keeping the rotation angle and translation length (so the severity is kept)."""
-    normal = acquisition_frame(grid)[:3, 2]
-    centre = grid.positions(grid.centre_index)
-    rotvec, translation = rotvec_from_transform(motion.transforms)
-    about = translation + np.einsum("tij,j->ti", motion.transforms[:, :3, :3], centre) - centre
-    angle = np.linalg.norm(rotvec, axis=1) * np.where(rotvec @ normal < 0, -1.0, 1.0)
-    planar = about - np.outer(about @ normal, normal)
-    length = np.linalg.norm(planar, axis=1, keepdims=True)
-    planar = np.where(
-        length > 1e-9, planar / np.maximum(length, 1e-12) * np.linalg.norm(about, axis=1, keepdims=True), 0
-    )
-    turn = transform_from_rotvec(np.outer(angle, normal))
-    moves = make_transform(np.eye(3), centre + planar) @ turn @ make_transform(np.eye(3), -centre)
-    return MotionTrajectory(motion.times_s, moves, motion.end_s)
 
 
 def _motion(args: dict, grid: ImageGrid, duration_s: float) -> MotionTrajectory:
@@ -215,7 +162,7 @@ def recon_file(
         kspace.data,
         kspace.sampling,
         kspace.scanner_from_logical,
-        GridCoilMaps(maps, grid.scanner_from_voxel),
+        GridCoilMaps(maps, grid.scanner_from_voxel, order=1),
         motion,
         iterations,
         regularization,

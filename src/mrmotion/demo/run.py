@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mrmotion.commands import calibrate_files, motion_report_file, prescribe_files  # noqa: E402
+from mrmotion.demo.scan import run_scan_demo  # noqa: E402
 from mrmotion.demo.session import SyntheticSession, synthetic_session  # noqa: E402
 from mrmotion.errors import OutputFileError  # noqa: E402
 from mrmotion.geometry.parameters import rotation_distance, translation_distance  # noqa: E402
@@ -25,9 +26,12 @@ from mrmotion.geometry.transforms import apply, invert_rigid  # noqa: E402
 from mrmotion.io.files import write_text_atomic  # noqa: E402
 from mrmotion.io.prescription_json import write_prescription  # noqa: E402
 from mrmotion.io.tracking import TrackingLog, write_tracking_csv  # noqa: E402
+from mrmotion.report.html import Report  # noqa: E402
 from mrmotion.report.motion_plot import save_figure  # noqa: E402
 
 Step = Callable[[str], None]
+#: Long enough to cover the 3-D scan of the 2-mm MNI template (117 × 95 lines at TR 10 ms = 111 s).
+SESSION_S = 120.0
 
 
 def _slice_tracking_error(session: SyntheticSession, updated: np.ndarray) -> np.ndarray:
@@ -72,13 +76,16 @@ def plot_slices_following(session: SyntheticSession, updated: np.ndarray, times:
     return save_figure(figure, path)
 
 
-def run_demo(output_dir: Path, step: Step = lambda message: None, seed: int = 0) -> dict:
-    """Run the demo into ``output_dir`` (created if missing); returns the summary it also writes as JSON."""
+def run_demo(output_dir: Path, step: Step = lambda message: None, seed: int = 0, scan: bool = True) -> dict:
+    """Run the demo into ``output_dir`` (created if missing); returns the summary it also writes as JSON.
+
+    ``scan=False`` runs only the geometry half (tracker calibration and prospective updates, a few seconds).
+    """
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputFileError(f"{output_dir} exists and is not a folder")
     output_dir.mkdir(parents=True, exist_ok=True)
-    session = synthetic_session(seed)
+    session = synthetic_session(seed, duration_s=SESSION_S)
 
     step("writing the synthetic session (tracker log, calibration pose pairs, slice prescription)")
     files = {
@@ -150,5 +157,56 @@ def run_demo(output_dir: Path, step: Step = lambda message: None, seed: int = 0)
         },
         "files": sorted(path.name for path in files.values()),
     }
+    if scan:
+        summary["scan"] = run_scan_demo(output_dir, session, calibration.scanner_from_camera, step)
+        summary["files"] = sorted(summary["files"] + summary["scan"].pop("files") + ["report.html"])
+        write_report(output_dir / "report.html", summary)
     write_text_atomic(files["summary.json"], json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def write_report(path: Path, summary: dict) -> Path:
+    """The demo's report.html: what was done, the numbers against ground truth, and the figures."""
+    report = Report("mrmotion demo: a tracked head, prospective updates, and a motion-corrupted scan corrected")
+    calibration, motion, prospective = summary["calibration"], summary["motion"], summary["prospective"]
+    report.heading("1. Tracker cross-calibration")
+    report.paragraph(
+        "A 12-pose calibration scan (phantom poses from image registration with 0.05°/0.1 mm noise, tracker noise "
+        "0.01°/0.02 mm) gives scanner_from_camera by Park–Martin hand–eye calibration."
+    )
+    report.table(
+        ["error against the true calibration", "rotation (deg)", "translation (mm)"],
+        [
+            ["scanner_from_camera", calibration["rotation_error_deg"], calibration["translation_error_mm"]],
+            [
+                "median residual per pose pair",
+                calibration["median_residual_rotation_deg"],
+                calibration["median_residual_translation_mm"],
+            ],
+        ],
+    )
+    report.heading("2. Head motion and prospective slice updates")
+    report.paragraph(
+        f"{motion['samples']} tracker samples: max translation {motion['max_translation_mm']:.2f} mm, max rotation "
+        f"{motion['max_rotation_deg']:.2f}°. {prospective['updates']} slice updates B_i(t) for {prospective['slices']} "
+        f"slices; the updated slices followed the head to {prospective['median_tracking_error_mm']:.3f} mm (median, "
+        f"max {prospective['max_tracking_error_mm']:.3f} mm)."
+    )
+    report.figure("motion.png", "Head motion seen by the tracker (scanner frame, about the marker).")
+    report.figure("slices.png", "The slice stack at the start and at the largest motion: the slices follow the head.")
+    if "scan" in summary:
+        scan, scores = summary["scan"], summary["scan"]["scores"]
+        report.heading("3. A motion-corrupted scan, reconstructed with the tracked motion")
+        report.paragraph(
+            f"The MNI152 T1 template at 2 mm (the 1 mm volume would take several minutes on two cores) moves with the "
+            f"session's true head motion ({scan['motion_states']} states) during a 3-D Cartesian scan of "
+            f"{scan['samples']:,} samples × {scan['coils']} coils fixed in the scanner (exact augmented k-space, 40 dB "
+            "SNR). CG-SENSE then uses the motion as the tracker measured it, through the calibration above."
+        )
+        report.table(
+            ["image vs motion-free template", "SSIM", "PSNR (dB)", "NRMSE"],
+            [[name, value["ssim"], value["psnr_db"], value["nrmse"]] for name, value in scores.items()],
+        )
+        report.figure("comparison.png", "Motion-free template, corrupted scan, and reconstruction with tracked motion.")
+        report.figure("scan/simulation.png", "The simulation: images, sample-time map and the motion trace.")
+    return report.write(path)

@@ -54,7 +54,7 @@ def acquisition_frame(grid: ImageGrid) -> FloatArray:
         raise MrMotionError("the image's voxel axes are not orthogonal (sheared affine): cannot acquire on its grid")
     if np.linalg.det(axes) < 0:
         raise MrMotionError(
-            "the image's voxel axes are left-handed (det < 0); flip the last axis first (commands.scan.right_handed)"
+            "the image's voxel axes are left-handed (det < 0); flip the last axis first (right_handed)"
         )
     return make_transform(axes, grid.positions(grid.centre_index))
 
@@ -71,6 +71,34 @@ def in_plane(motion: MotionTrajectory, grid: ImageGrid) -> MotionTrajectory:
     rotation = transform_from_rotvec(np.outer(angle, normal))
     moves = make_transform(np.eye(3), centre + shift) @ rotation @ make_transform(np.eye(3), -centre)
     return MotionTrajectory(motion.times_s, moves, motion.end_s, rigid=True)
+
+
+def right_handed(data: np.ndarray, scanner_from_voxel: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Flip the last voxel axis of a left-handed grid (det < 0), adjusting the affine: the same image in a voxel
+    order that a right-handed logical frame can acquire. Returns the flag so outputs can be flipped back."""
+    if data.ndim == 3 and np.linalg.det(scanner_from_voxel[:3, :3]) < 0:
+        flip = np.eye(4)
+        flip[2, 2], flip[2, 3] = -1.0, data.shape[2] - 1
+        return data[:, :, ::-1], scanner_from_voxel @ flip, True
+    return data, scanner_from_voxel, False
+
+
+def in_plane_like(motion: MotionTrajectory, grid: ImageGrid) -> MotionTrajectory:
+    """Random motion for a 2-D image: each state's rotation turned to the slice normal and its translation laid
+    into the slice plane, keeping the rotation angle and translation length (so the severity is kept)."""
+    normal = acquisition_frame(grid)[:3, 2]
+    centre = grid.positions(grid.centre_index)
+    rotvec, translation = rotvec_from_transform(motion.transforms)
+    about = translation + np.einsum("tij,j->ti", motion.transforms[:, :3, :3], centre) - centre
+    angle = np.linalg.norm(rotvec, axis=1) * np.where(rotvec @ normal < 0, -1.0, 1.0)
+    planar = about - np.outer(about @ normal, normal)
+    length = np.linalg.norm(planar, axis=1, keepdims=True)
+    planar = np.where(
+        length > 1e-9, planar / np.maximum(length, 1e-12) * np.linalg.norm(about, axis=1, keepdims=True), 0
+    )
+    turn = transform_from_rotvec(np.outer(angle, normal))
+    moves = make_transform(np.eye(3), centre + planar) @ turn @ make_transform(np.eye(3), -centre)
+    return MotionTrajectory(motion.times_s, moves, motion.end_s)
 
 
 def check_image(image: ArrayLike, name: str = "image") -> np.ndarray:

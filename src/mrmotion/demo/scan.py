@@ -1,0 +1,98 @@
+"""The scan half of the demo: the MNI152 head moves as the tracker saw it, is scanned, and is reconstructed.
+
+MNI152 T1 (2 mm, shipped with nilearn) → the session's true head motion (scanner LPS, about the isocentre) →
+8-coil 3-D Cartesian scan (coils fixed in the scanner, exact) → CG-SENSE with the motion *as measured* by the
+tracker and the calibration (so calibration and tracking errors show) → image quality of the corrupted and
+corrected images against the motion-free template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mrmotion.commands.scan import recon_file, simulate_files  # noqa: E402
+from mrmotion.demo.session import SyntheticSession  # noqa: E402
+from mrmotion.geometry.transforms import invert_rigid  # noqa: E402
+from mrmotion.io.motion_csv import write_motion_csv  # noqa: E402
+from mrmotion.io.tracking import TrackingLog  # noqa: E402
+from mrmotion.physics.motion_models import from_tracking  # noqa: E402
+from mrmotion.physics.trajectory import MotionTrajectory  # noqa: E402
+from mrmotion.report.metrics import image_quality  # noqa: E402
+from mrmotion.report.motion_plot import save_figure  # noqa: E402
+
+Step = Callable[[str], None]
+
+
+def mni_template(path: Path) -> Path:
+    """Write nilearn's MNI152 2009 T1 template at 2 mm (packaged with nilearn, no download) to ``path``."""
+    from nilearn.datasets import load_mni152_template
+
+    template = load_mni152_template(resolution=2)
+    data = np.asarray(template.get_fdata(), dtype=np.float32)
+    nib.save(nib.Nifti1Image(data, template.affine), path)
+    return path
+
+
+def plot_comparison(clean: np.ndarray, corrupted: np.ndarray, corrected: np.ndarray, scores: dict, path: Path):
+    """Axial and sagittal middle slices of the clean, corrupted and corrected volumes, with their scores."""
+    figure, axes = plt.subplots(2, 3, figsize=(12, 8.5), constrained_layout=True)
+    scale = float(np.percentile(np.abs(clean), 99.5))
+    for column, (name, volume) in enumerate(
+        (("motion-free", clean), ("corrupted", corrupted), ("corrected", corrected))
+    ):
+        magnitude = np.abs(volume)
+        views = (magnitude[:, :, magnitude.shape[2] // 2].T, magnitude[magnitude.shape[0] // 2].T)
+        for row, view in enumerate(views):
+            axes[row, column].imshow(view, cmap="gray", vmin=0, vmax=scale, origin="lower")
+            axes[row, column].axis("off")
+        score = scores.get(name)
+        label = name if score is None else f"{name}: SSIM {score['ssim']:.3f}, PSNR {score['psnr_db']:.1f} dB"
+        axes[0, column].set_title(label)
+    return save_figure(figure, path)
+
+
+def run_scan_demo(output_dir: Path, session: SyntheticSession, scanner_from_camera: np.ndarray, step: Step) -> dict:
+    """Simulate and reconstruct the MNI head under the session's motion; returns scores and file names."""
+    template = mni_template(output_dir / "mni152_2mm.nii.gz")
+    truth = session.scanner_from_head @ invert_rigid(session.scanner_from_head[0])
+    true_motion = MotionTrajectory(session.times_s, truth, end_s=float(session.times_s[-1]))
+    write_motion_csv(output_dir / "true_motion.csv", true_motion)
+    log = TrackingLog(session.times_s, session.camera_from_marker, np.ones(len(session.times_s), dtype=bool))
+    write_motion_csv(output_dir / "tracked_motion.csv", from_tracking(log, scanner_from_camera))
+
+    scan_dir = output_dir / "scan"
+    simulated = simulate_files(
+        template, scan_dir, motion_csv=output_dir / "true_motion.csv", coils=8, snr_db=40.0, step=step
+    )
+    step("reconstructing with the tracked motion (CG-SENSE, 10 iterations)")
+    corrected, _ = recon_file(
+        scan_dir / "kspace.h5", output_dir / "corrected.nii.gz", output_dir / "tracked_motion.csv", iterations=10
+    )
+    clean = np.asarray(nib.load(template).get_fdata())
+    scores = {
+        "corrupted": image_quality(simulated.corrupted, clean),
+        "corrected": image_quality(corrected, clean),
+    }
+    plot_comparison(clean, simulated.corrupted, corrected, scores, output_dir / "comparison.png")
+    return {
+        "scores": scores,
+        "motion_states": len(true_motion),
+        "samples": int(simulated.scan.data.shape[1]),
+        "coils": int(simulated.scan.data.shape[0]),
+        "files": [
+            "mni152_2mm.nii.gz",
+            "true_motion.csv",
+            "tracked_motion.csv",
+            "scan/",
+            "corrected.nii.gz",
+            "comparison.png",
+        ],
+    }
