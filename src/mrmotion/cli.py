@@ -212,6 +212,13 @@ def recon(
     complex_output: Annotated[
         bool, typer.Option("--complex", help="Write the complex image, not its magnitude.")
     ] = False,
+    coil_model: Annotated[
+        str,
+        typer.Option(
+            help="exact (coils fixed in the scanner; cost grows with the motion's range) or moving "
+            "(approximation: coils move with the head; fastest)."
+        ),
+    ] = "exact",
 ) -> None:
     """Reconstruct k-space with CG-SENSE, with known motion (augmented SENSE) if --motion is given.
 
@@ -231,6 +238,7 @@ def recon(
             iterations,
             regularization,
             not complex_output,
+            coil_model=coil_model,
             progress=lambda iteration, residual: bar.update(
                 task, completed=iteration, description=f"CG-SENSE (residual {residual:.1e})"
             ),

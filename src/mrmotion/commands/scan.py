@@ -23,6 +23,7 @@ from mrmotion.physics.coils import GridCoilMaps, estimate_coil_maps, loop_coils
 from mrmotion.physics.combine import coil_images, combine
 from mrmotion.physics.encoding import ImageGrid
 from mrmotion.physics.motion_models import SEVERITIES, random_motion, severity
+from mrmotion.physics.nufft import precision
 from mrmotion.physics.sampling import cartesian
 from mrmotion.physics.simulate import SimulatedScan, in_plane, in_plane_like, right_handed, simulate
 from mrmotion.physics.trajectory import MotionTrajectory
@@ -83,8 +84,6 @@ def simulate_files(
     files = [check_output(output_dir / name, inputs) for name in OUTPUTS]
     image = read_image(image_path)
     data, scanner_from_voxel, flipped = right_handed(np.asarray(image.data), image.scanner_from_voxel)
-    if data.ndim == 3 and mode == "2d":
-        raise MrMotionError("2-D multi-slice simulation of a 3-D volume is not implemented yet: use --mode 3d")
     if data.ndim == 2 and mode == "3d":
         mode = "2d"
     grid = ImageGrid(data.shape, scanner_from_voxel)
@@ -100,8 +99,8 @@ def simulate_files(
         rings=2 if data.ndim == 3 and coils % 2 == 0 and coils >= 4 else 1,
     )
     step(f"simulating {len(sampling):,} samples × {coils} coils, {len(motion)} motion states ({coil_model} coils)")
-    dtype = np.complex64 if data.size > 2_000_000 else np.complex128
-    scan = simulate(data.astype(complex), grid, sampling, motion, array, snr_db, coil_model, seed, 1e-4, dtype)
+    eps, dtype = precision(data.size)
+    scan = simulate(data.astype(complex), grid, sampling, motion, array, snr_db, coil_model, seed, eps, dtype)
     step("coil-combining the corrupted image")
     corrupted = combine(coil_images(scan.data, sampling), scan.coil_maps)
     mask = np.abs(data) > 0.05 * np.abs(data).max()
@@ -142,6 +141,7 @@ def recon_file(
     regularization: float = 1e-4,
     magnitude: bool = True,
     progress: Progress | None = None,
+    coil_model: str = "exact",
 ) -> tuple[np.ndarray, ImageGrid]:
     """CG-SENSE reconstruction of an ISMRMRD k-space file, with known motion if ``motion_csv`` is given."""
     inputs = [kspace_path] + ([motion_csv] if motion_csv is not None else [])
@@ -157,7 +157,7 @@ def recon_file(
         maps = estimate_coil_maps(coil_images(kspace.data, kspace.sampling))
     if motion is not None and len(grid.shape) == 2:
         motion = in_plane(motion, grid)
-    big = np.prod(grid.shape) > 2_000_000
+    eps, dtype = precision(int(np.prod(grid.shape)))
     result, grid = sense_reconstruction(
         kspace.data,
         kspace.sampling,
@@ -166,8 +166,8 @@ def recon_file(
         motion,
         iterations,
         regularization,
-        eps=1e-4 if big else 1e-6,
-        dtype=np.complex64 if big else np.complex128,
+        eps=eps,
+        dtype=dtype,
         progress=progress,
     )
     image = np.abs(result.image).astype(np.float32) if magnitude else result.image.astype(np.complex64)

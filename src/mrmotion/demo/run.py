@@ -201,7 +201,9 @@ def write_report(path: Path, summary: dict) -> Path:
             f"The MNI152 T1 template at 2 mm (the 1 mm volume would take several minutes on two cores) moves with the "
             f"session's true head motion ({scan['motion_states']} states) during a 3-D Cartesian scan of "
             f"{scan['samples']:,} samples × {scan['coils']} coils fixed in the scanner (exact augmented k-space, 40 dB "
-            "SNR). CG-SENSE then uses the motion as the tracker measured it, through the calibration above."
+            "SNR). CG-SENSE then uses the motion as the tracker measured it, through the calibration above, with the "
+            "coils approximated as moving with the head (the exact model is `mrmotion recon --coil-model exact`; "
+            "it is several times slower for motion this long and continuous)."
         )
         report.table(
             ["image vs motion-free template", "SSIM", "PSNR (dB)", "NRMSE"],

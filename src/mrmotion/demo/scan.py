@@ -2,8 +2,8 @@
 
 MNI152 T1 (2 mm, shipped with nilearn) → the session's true head motion (scanner LPS, about the isocentre) →
 8-coil 3-D Cartesian scan (coils fixed in the scanner, exact) → CG-SENSE with the motion *as measured* by the
-tracker and the calibration (so calibration and tracking errors show) → image quality of the corrupted and
-corrected images against the motion-free template.
+tracker and the calibration (so calibration and tracking errors show), with coils approximated as moving with
+the head (fast) → image quality of the corrupted and corrected images against the motion-free template.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from mrmotion.report.metrics import image_quality  # noqa: E402
 from mrmotion.report.motion_plot import save_figure  # noqa: E402
 
 Step = Callable[[str], None]
+#: The demo reconstructs with the fast approximation (coils move with the head): with the exact model, the rank
+#: of the coil weighting for this long, continuous motion makes each CG iteration several times slower.
+RECON_COIL_MODEL = "moving"
 
 
 def mni_template(path: Path) -> Path:
@@ -72,9 +75,14 @@ def run_scan_demo(output_dir: Path, session: SyntheticSession, scanner_from_came
     simulated = simulate_files(
         template, scan_dir, motion_csv=output_dir / "true_motion.csv", coils=8, snr_db=40.0, step=step
     )
-    step("reconstructing with the tracked motion (CG-SENSE, 10 iterations)")
+    step("reconstructing with the tracked motion (CG-SENSE, 10 iterations, coils moving with the head)")
     corrected, _ = recon_file(
-        scan_dir / "kspace.h5", output_dir / "corrected.nii.gz", output_dir / "tracked_motion.csv", iterations=10
+        scan_dir / "kspace.h5",
+        output_dir / "corrected.nii.gz",
+        output_dir / "tracked_motion.csv",
+        iterations=10,
+        coil_model=RECON_COIL_MODEL,
+        progress=lambda iteration, residual: step(f"  CG iteration {iteration}: relative residual {residual:.1e}"),
     )
     clean = np.asarray(nib.load(template).get_fdata())
     scores = {

@@ -190,7 +190,7 @@ class MotionEncoding:
         states = renumber[states]
         transforms = motion.transforms[used]
         self.cluster_tol_mm = float(cluster_tol_mm)
-        if coil_model == "exact":
+        if coil_model == "exact" and coils is not None:  # a uniform coil looks the same from every pose
             cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm)
             while len(representative) > MAX_CLUSTERS:  # bound the SVD: coarser clusters for long, smooth motion
                 self.cluster_tol_mm = max(2.0 * self.cluster_tol_mm, 0.01)

@@ -20,6 +20,7 @@ from mrmotion.errors import MrMotionError
 from mrmotion.geometry.parameters import rotvec_from_transform, transform_from_rotvec
 from mrmotion.geometry.transforms import FloatArray, make_transform
 from mrmotion.physics.encoding import ImageGrid, MotionEncoding, coil_maps_on_grid
+from mrmotion.physics.multislice import multislice_kspace
 from mrmotion.physics.sampling import Sampling
 from mrmotion.physics.trajectory import MotionTrajectory
 
@@ -53,9 +54,7 @@ def acquisition_frame(grid: ImageGrid) -> FloatArray:
     if np.abs(axes.T @ axes - np.eye(3)).max() > 1e-6:
         raise MrMotionError("the image's voxel axes are not orthogonal (sheared affine): cannot acquire on its grid")
     if np.linalg.det(axes) < 0:
-        raise MrMotionError(
-            "the image's voxel axes are left-handed (det < 0); flip the last axis first (right_handed)"
-        )
+        raise MrMotionError("the image's voxel axes are left-handed (det < 0); flip the last axis first (right_handed)")
     return make_transform(axes, grid.positions(grid.centre_index))
 
 
@@ -129,8 +128,10 @@ def simulate(
     """Multi-coil k-space of ``image`` (on ``grid``) moving by ``motion`` while ``sampling`` is acquired.
 
     ``sampling.matrix`` must equal the grid's shape (n_slice = 1 for a 2-D image); 2-D images take in-plane
-    motion only (see :func:`in_plane`). ``coils`` is any object with ``count`` and ``sensitivities(points)``
-    (scanner frame), or None for one uniform coil.
+    motion only (see :func:`in_plane`). A 3-D image with 2-D multi-slice sampling is acquired slice by slice at
+    scanner-fixed positions (:func:`~mrmotion.physics.multislice.multislice_kspace`: thin slices, no spin
+    history). ``coils`` is any object with ``count`` and ``sensitivities(points)`` (scanner frame), or None for
+    one uniform coil.
     """
     array = check_image(image)
     if array.shape != grid.shape:
@@ -138,8 +139,6 @@ def simulate(
     expected = tuple(sampling.matrix[: array.ndim]) if array.ndim == 3 else (*sampling.matrix[:2],)
     if array.shape != expected or (array.ndim == 2 and sampling.matrix[2] != 1):
         raise MrMotionError(f"sampling is for a matrix {tuple(sampling.matrix)}, the image has shape {array.shape}")
-    if array.ndim == 3 and sampling.mode != "3d":
-        raise MrMotionError("2-D multi-slice sampling of a 3-D volume is not supported by simulate(); use mode '3d'")
     if coils is not None and int(getattr(coils, "count", 0)) < 1:
         raise MrMotionError("coils: need at least one coil")
     if snr_db is not None and not np.isfinite(float(snr_db)):
@@ -148,11 +147,14 @@ def simulate(
     if array.ndim == 2:
         motion = in_plane(motion, grid)
     frame = acquisition_frame(grid)
-    k_scanner = sampling.k_logical @ frame[:3, :3].T
-    operator = MotionEncoding(
-        grid, k_scanner, sampling.time_s, motion, coils, coil_model, eps=eps, dtype=dtype, origin_mm=frame[:3, 3]
-    )
-    data = operator.forward(array.astype(dtype))
+    if array.ndim == 3 and sampling.mode == "2d":  # multi-slice: scanner-fixed thin slices (physics.multislice)
+        data = multislice_kspace(array, grid, sampling, motion, coils, coil_model, eps=eps, dtype=dtype)
+    else:
+        k_scanner = sampling.k_logical @ frame[:3, :3].T
+        operator = MotionEncoding(
+            grid, k_scanner, sampling.time_s, motion, coils, coil_model, eps=eps, dtype=dtype, origin_mm=frame[:3, 3]
+        )
+        data = operator.forward(array.astype(dtype))
     noise_std = 0.0
     if snr_db is not None:
         rng = np.random.default_rng(seed)

@@ -65,13 +65,12 @@ from mrmotion.physics.combine import coil_images, combine
 from mrmotion.physics.encoding import COIL_MODELS, ImageGrid
 from mrmotion.physics.motion_models import FAMILIES, SEVERITIES, random_motion
 from mrmotion.physics.motion_models import severity as measure_severity
+from mrmotion.physics.nufft import precision
 from mrmotion.physics.sampling import CARTESIAN_ORDERS, cartesian
 from mrmotion.physics.simulate import in_plane, in_plane_like, right_handed, simulate
 from mrmotion.physics.trajectory import MotionTrajectory
 
 OUTPUTS = ("magnitude", "complex")
-#: Above this many voxels the simulation runs in complex64 with NUFFT tolerance 1e-4 (as ``simulate_files``).
-LARGE_VOXELS = 2_000_000
 #: Arguments that reproduce a simulation; the recorded ones add the measured ``_MEASURED``.
 _SETTINGS = ("severity", "family", "order", "shots", "coils", "snr_db", "coil_model", "output", "seed", "motion")
 _MEASURED = ("states", "max_rotation_deg", "max_translation_mm")
@@ -361,8 +360,7 @@ def corrupt(
         centre_mm=centre,
         rings=2 if not two_d and coils % 2 == 0 and coils >= 4 else 1,
     )
-    large = volumes[0].size > LARGE_VOXELS
-    eps, dtype = (1e-4, np.complex64) if large else (1e-6, np.complex128)
+    eps, dtype = precision(volumes[0].size)
     results = []
     for channel, volume in enumerate(volumes):
         scan = simulate(
