@@ -41,6 +41,9 @@ COIL_MODELS = ("exact", "moving")
 #: At most this many coil weightings are evaluated (the tolerance is doubled until the states fit): the SVD of
 #: (clusters × coils) × coarse-grid points stays a few seconds. The tolerance used is ``MotionEncoding.cluster_tol_mm``.
 MAX_CLUSTERS = 64
+#: Memory allowed for the full-size coil weighting components (R × voxels); beyond it the operator refuses with a
+#: clear message instead of exhausting the machine (the exact model's cost grows with the motion's diversity).
+MAX_WEIGHT_BYTES = 3_000_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,8 +216,16 @@ class MotionEncoding:
         kappa, self._phase = self._augmented(k if self.order is None else k[self.order], transforms, sorted_states)
         self._weights_u, coarse_v, axes = self._coil_weights(coils, poses, coarse_spacing_mm, rank_tol)
         self.coils, self.rank = self._weights_u.shape[1], self._weights_u.shape[2]
+        needed = self.rank * int(np.prod(grid.shape)) * self.dtype.itemsize
+        if coils is not None and needed > MAX_WEIGHT_BYTES:
+            raise MrMotionError(
+                f"the exact coil model needs {self.rank} spatial components for this motion "
+                f"({self.clusters} pose clusters × {self.coils} coils): {needed / 1e9:.1f} GB on this grid, more "
+                f"than {MAX_WEIGHT_BYTES / 1e9:.0f} GB. Use coil_model='moving' (coils move with the head), fewer "
+                "distinct motion states, or a coarser image"
+            )
         # One uniform coil: the weighting is the constant U·V, folded into U (no full-size map to multiply by).
-        self._v = None if coils is None else upsample(coarse_v, grid, axes).astype(self.dtype)
+        self._v = None if coils is None else upsample(coarse_v.astype(self.dtype), grid, axes)
         if coils is None:
             self._weights_u = self._weights_u * coarse_v.reshape(-1)[0]
         self._chunk = max(1, min(chunk, self.rank))
