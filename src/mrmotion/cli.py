@@ -157,7 +157,13 @@ def simulate(
         int, typer.Option(help="Number of receive coils (loops around the head, fixed in the scanner).")
     ] = 8,
     snr: Annotated[float | None, typer.Option(help="SNR of the k-space data in dB (none: no noise).")] = None,
-    mode: Annotated[str, typer.Option(help="3d (volume encoding) or 2d (single-slice images).")] = "3d",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="3d (volume encoding) or 2d (single-slice images, or multi-slice of a volume: "
+            "scanner-fixed thin slices, no spin history)."
+        ),
+    ] = "3d",
     coil_model: Annotated[
         str,
         typer.Option(help="exact (coils fixed in the scanner) or moving (approximation: coils move with the head)."),

@@ -5,15 +5,17 @@ the prescription does not follow the head. The slice is infinitely thin: its pro
 centres of that slice at the reference pose (or, with ``profile_points = P > 1``, a boxcar: the mean over P
 equally spaced sub-planes across the slice thickness, at offsets ``(p + ½)/P − ½`` slice spacings). On that plane
 the moved object ``ρ_A(r) = ρ(A⁻¹ r)`` is evaluated by cubic-spline interpolation of the volume
-(``scipy.ndimage.map_coordinates``, order 3, mode ``"constant"``: spins moved out of the field of view give no
-signal, as do plane points beyond the outermost voxel centres). The coils, fixed in the scanner, are evaluated on
-the scanner-fixed plane itself. In-plane encoding is then exact: the samples of slice s taken in state t are
+(``scipy.ndimage.affine_transform`` on prefiltered coefficients, order 3, mode ``"constant"``: spins moved out of
+the field of view give no signal, as do plane points beyond the outermost voxel centres). The coils, fixed in the
+scanner, are evaluated on the scanner-fixed plane itself. In-plane encoding is then exact: the samples of slice s
+taken in state t are
 
     s_c(k) = Σ_{r in plane s} C_c(r) ρ(A_t⁻¹ r) e^{−i k·(r − origin)},
 
 k in scanner coordinates (``k_scanner = R_acq k_logical``, through-plane component 0) and ``origin`` the
 acquisition frame's origin (the grid centre, as in :func:`~mrmotion.physics.simulate.acquisition_frame`). Cartesian
-samples are taken from a 2-D FFT of the plane (exact), others from a 2-D NUFFT on the slice's voxel grid.
+samples are exact centred DFTs of the plane (FFT, or a dense product for the few phase lines of one motion state),
+others come from a 2-D NUFFT (accuracy ``eps``) on the slice's voxel grid.
 
 No spin history: every excitation sees fully relaxed magnetisation, so spins moved into a slice from a recently
 excited neighbour are not darker (no saturation bands, no T1 effects). Motion states are grouped per slice with
@@ -140,16 +142,14 @@ def multislice_kspace(
             ]
             moved = moved[0] if len(moved) == 1 else moved[0] + 1j * moved[1]
             if slice_maps is not None:
-                weighted = (
-                    np.einsum("cijp,ijp->cij", slice_maps, moved) if points > 1 else slice_maps[..., 0] * moved[..., 0]
-                )
+                weighted = np.einsum("cijp,ijp->cij", slice_maps, moved)
             else:  # coils moving with the head: C_c(A⁻¹ r) on each sub-plane
                 weighted = sum(
                     _maps(coils, ImageGrid((n_read, n_phase), object_from_scanner @ scanner_from_sub @ _lift(q)))
                     * moved[..., q]
                     for q in range(points)
                 )
-            weighted = weighted / points if points > 1 else weighted
+            weighted /= points
             group = rows[labels[local] == cluster]
             out[:, group] = _encode(weighted, sampling, group, voxel, eps)
     return out
