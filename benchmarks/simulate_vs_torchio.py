@@ -538,8 +538,9 @@ def render(results: dict) -> tuple[Table, list[str]]:
     cap = results["cap_gb"]
     lines = shape[1] * shape[2]
     table = Table(
-        title=f"Motion simulation: mrmotion vs TorchIO tio.Motion, MNI152 {resolution} mm ({'×'.join(map(str, shape))})"
-        f"; each step in its own process, stopped above {cap:g} GB RSS or {results['limit_s']:.0f} s"
+        title=f"Motion simulation, MNI152 {resolution} mm ({'×'.join(map(str, shape))}): ours vs TorchIO tio.Motion",
+        caption=f"each step in its own process (wall time; peak RSS = ru_maxrss), stopped above {cap:g} GB RSS or "
+        f"{results['limit_s']:.0f} s; runs under 20 s: best of 3",
     )
     widths = {"case": 22, "TorchIO Motion": 20, "ours, 1 coil": 24, "TorchIO/ ours": 8, "ours, 8 coils exact": 25}
     for column, width in [*widths.items(), ("agreement", 22)]:
@@ -614,6 +615,8 @@ def render(results: dict) -> tuple[Table, list[str]]:
     sim8 = sims8["8"]
     if ok(sim8):
         sim_text, sim_met = f"{sim8['seconds']:.1f} s", sim8["seconds"] <= 30
+    elif "MrMotionError" in sim8["error"]:
+        sim_text, sim_met = "refused by mrmotion (exact coil model over its memory limit)", False
     else:
         sim_text, sim_met = f"did not finish within {cap:g} GB / {results['limit_s']:.0f} s", False
     others = ", ".join(
@@ -623,7 +626,7 @@ def render(results: dict) -> tuple[Table, list[str]]:
     if ok(recon_main):
         recon_text, recon_met = f"{recon_main['seconds']:.0f} s", recon_main["seconds"] <= 300
     elif recon_main is None:
-        recon_text, recon_met = "not run (no k-space)", None
+        recon_text, recon_met = f"not run (no {resolution} mm k-space: its simulation did not finish)", None
     else:
         recon_text, recon_met = "did not finish", False
     for size, result in results["recon3d"][1:]:
@@ -633,15 +636,23 @@ def render(results: dict) -> tuple[Table, list[str]]:
     worst = max(r["peak_gb"] for r in steps)
     memory_words = ("RSS passed", "Unable to allocate", "MemoryError")
     over = sum(1 for r in steps if not ok(r) and any(word in r["error"] for word in memory_words))
+    refused = sum(1 for r in steps if not ok(r) and "MrMotionError" in r["error"])
+    memory_text = f"worst seen {worst:.1f} GB, {over} step(s) stopped for memory"
+    if refused:
+        memory_text += f", {refused} step(s) refused by mrmotion (so not measured)"
     targets = [
         f"≥ 10× faster than TorchIO at 32 states (1 coil): {number(at32, digits=1)} → "
         f"{verdict(None if at32 is None else at32 >= 10)}",
         f"time growth 2 states → one state per PE line ≤ 1.5×: 1 coil {number(growth1)}, 8 coils {number(growth8)} → "
-        f"{verdict(growth_met)}",
+        + (
+            "met for 1 coil, not measured for 8 coils"
+            if growth_met is None and growth1 is not None and growth1 <= 1.5 and growth8 is None
+            else verdict(growth_met)
+        ),
         f"{resolution} mm, 8 coils exact, simulation ≤ 30 s: 8 states {sim_text} → {verdict(sim_met)} (all: {others})",
         f"{resolution} mm, 8 coils, 8 states, reconstruction ≤ 5 min: {recon_text} → {verdict(recon_met)}",
-        f"peak RSS ≤ 8 GB for every step of ours: worst seen {worst:.1f} GB, {over} step(s) stopped for memory → "
-        f"{verdict(worst <= 8 and over == 0)}",
+        f"peak RSS ≤ 8 GB for every step of ours: {memory_text} → "
+        + ("NOT met" if worst > 8 or over else ("met by the steps that ran" if refused else "met")),
     ]
     if resolution != 1:
         targets = [t + " (quick run at 2 mm; the targets are for 1 mm)" for t in targets]
