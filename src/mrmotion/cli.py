@@ -85,29 +85,168 @@ def calibrate(
 @_reports_errors
 def prescribe(
     slices: Annotated[Path, typer.Option(help="Prescription JSON: slices at the reference time (LPS mm).")],
-    tracker: Annotated[Path, typer.Option(help="Tracker log (CSV or XPACE): marker poses in the camera frame.")],
-    calibration: Annotated[Path, typer.Option(help="Transform JSON scanner_from_camera (from `mrmotion calibrate`).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="CSV of updates to write.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV of updates, or prescription JSON, to write.")],
+    tracker: Annotated[
+        Path | None, typer.Option(help="Tracker log (CSV or XPACE): marker poses in the camera frame.")
+    ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help="Transform JSON scanner_from_camera (from `mrmotion calibrate`).")
+    ] = None,
+    pose_ref: Annotated[
+        Path | None, typer.Option(help="Head pose JSON (from `mrmotion pose`) when the slices were prescribed.")
+    ] = None,
+    pose: Annotated[Path | None, typer.Option(help="Head pose JSON now (from `mrmotion pose`).")] = None,
+    anatomical: Annotated[
+        str | None,
+        typer.Option(help="sagittal, coronal or axial: new slices in this plane of the head at --pose."),
+    ] = None,
 ) -> None:
-    """Motion of every slice in its own logical frame and the prospective update, for every tracker time.
+    """Prospective slice updates, from a tracker or from head poses.
 
-    The first valid tracker pose is the reference (the time the prescription describes). For every time t and
-    slice i it writes B_i(t) (rotation vector in degrees and translation in mm, logical read/phase/slice frame),
-    the updated slice S_i(t) = S0_i·B_i(t) (centre in LPS mm, read/phase/slice directions = new gradient
-    rotation), its offsets from the isocentre along the new axes (mm), and the receiver phase per phase-encode
-    line and per readout sample (degrees) that realise the in-plane shift.
+    \b
+    With --tracker and --calibration: the motion of every slice in its own logical frame and its update, for every
+    tracker time (CSV). The first valid tracker pose is the reference. For every time t and slice i it writes
+    B_i(t) (rotation vector in degrees and translation in mm, logical read/phase/slice frame), the updated slice
+    S_i(t) = S0_i·B_i(t) (centre in LPS mm, read/phase/slice directions = new gradient rotation), its offsets from
+    the isocentre along the new axes (mm), and the receiver phase per phase-encode line and per readout sample.
+    \b
+    With --pose-ref and --pose: the slices moved with the head, S' = P1·P0⁻¹·S (prescription JSON).
+    \b
+    With --pose and --anatomical: slices in the head's sagittal, coronal or axial plane, centred on the brain, with
+    the count, spacing, FOV, thickness and matrix of --slices (prescription JSON).
     """
-    from mrmotion.commands import prescribe_files
+    modes = {
+        "tracker": tracker is not None or calibration is not None,
+        "poses": pose_ref is not None,
+        "anatomical": anatomical is not None,
+    }
+    if sum(modes.values()) != 1:
+        raise MrMotionError(
+            "give exactly one of: --tracker with --calibration; --pose-ref with --pose; --anatomical with --pose"
+        )
+    if modes["tracker"]:
+        if tracker is None or calibration is None:
+            raise MrMotionError("--tracker and --calibration go together; give both")
+        if pose is not None:
+            raise MrMotionError("--pose does not go with --tracker; use --pose-ref and --pose instead")
+        from mrmotion.commands import prescribe_files
 
-    result = prescribe_files(slices, tracker, calibration, output)
-    count_t, count_n = result.logical_motion.shape[:2]
-    shift = np.linalg.norm(result.update.shift_mm, axis=-1)
-    console.print(
-        f"{count_t} time points × {count_n} slices = {count_t * count_n} updates; "
-        f"largest slice shift {shift.max():.2f} mm"
-        + (f"; skipped {result.skipped_invalid} invalid tracker samples" if result.skipped_invalid else "")
-    )
+        result = prescribe_files(slices, tracker, calibration, output)
+        count_t, count_n = result.logical_motion.shape[:2]
+        shift = np.linalg.norm(result.update.shift_mm, axis=-1)
+        console.print(
+            f"{count_t} time points × {count_n} slices = {count_t * count_n} updates; "
+            f"largest slice shift {shift.max():.2f} mm"
+            + (f"; skipped {result.skipped_invalid} invalid tracker samples" if result.skipped_invalid else "")
+        )
+    else:
+        from mrmotion.commands.pose import prescribe_anatomical, prescribe_with_poses
+
+        if pose is None:
+            raise MrMotionError("--pose is needed (the head pose now, from `mrmotion pose`)")
+        if modes["poses"]:
+            moved = prescribe_with_poses(slices, pose_ref, pose, output)
+            console.print(f"{len(moved)} slices moved with the head")
+        else:
+            placed = prescribe_anatomical(slices, pose, anatomical, output)
+            console.print(f"{len(placed)} {anatomical} slices of the head")
     console.print(f"wrote {output}")
+
+
+@app.command("pose")
+@_reports_errors
+def pose_command(
+    volume: Annotated[Path, typer.Argument(help="3-D NIfTI volume, or a folder of them.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Pose JSON to write; for a folder, the folder for <name>.json.")
+    ],
+) -> None:
+    """Head pose (6-DoF) from a 3-D volume: scanner_from_head with a confidence.
+
+    Head frame: origin at the brain centre, axes toward the subject's left, posterior and superior; scanner LPS mm.
+    The brain is found first (the volume may be a whole uterus or a head with neck), then its axes are read by an
+    O(3)-equivariant network (E(3)-Pose). A confidence below 0.5 means: do not drive the scanner with this pose.
+    """
+    from rich.progress import Progress
+
+    from mrmotion.commands.pose import pose_file, pose_folder
+    from mrmotion.pose.estimate import LOW_CONFIDENCE
+
+    def describe(result) -> str:
+        estimate = result.estimate
+        angle = np.degrees(np.arccos(np.clip((np.trace(estimate.scanner_from_head[:3, :3]) - 1) / 2, -1, 1)))
+        centre = ", ".join(f"{v:.1f}" for v in estimate.scanner_from_head[:3, 3])
+        text = f"{result.volume.name}: brain centre ({centre}) mm, rotation {angle:.1f}°"
+        text += f", confidence {estimate.confidence:.2f}"
+        if estimate.confidence < LOW_CONFIDENCE:
+            text += " [yellow](low: not a reliable pose)[/]"
+        return text
+
+    if volume.is_dir():
+        with Progress(console=console) as bar:
+            task = bar.add_task("pose", total=None)
+
+            def step(done: int, total: int, result) -> None:
+                bar.update(task, completed=done, total=total)
+                failed = f"{result.volume.name}: [red]{result.error}[/]"
+                bar.console.print(describe(result) if result.error is None else failed)
+
+            results = pose_folder(volume, output, progress=step)
+        failed = [r for r in results if r.error]
+        console.print(f"wrote {len(results) - len(failed)} pose file(s) to {output}")
+        if failed:
+            errors.print(f"[bold red]error:[/] {len(failed)} volume(s) without a pose (listed above)")
+            raise typer.Exit(code=2)
+    else:
+        result = pose_file(volume, output)
+        console.print(describe(result))
+        console.print(f"wrote {output}")
+
+
+@app.command("train-pose")
+@_reports_errors
+def train_pose(
+    atlases: Annotated[Path, typer.Option(help="Folder of fetal atlases (each with parcellation and mask NIfTI).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the weights, logs and card.")],
+    stage: Annotated[
+        str, typer.Option(help="all, localiser, axes (equivariant) or cnn (the plain-CNN baseline).")
+    ] = "all",
+    steps: Annotated[int | None, typer.Option(help="Steps per stage (default: those of the shipped weights).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --output.")] = False,
+) -> None:
+    """Train the pose networks on synthetic volumes made from the atlases (and the adult MNI152 template).
+
+    Reproduces the shipped weights (src/mrmotion/weights/pose_card.md lists steps, time and metrics). Atlases named
+    in mrmotion.pose.train.HELD_OUT are kept out for the evaluation. About an hour on 2 CPU cores.
+    """
+    from rich.progress import Progress
+
+    from mrmotion.pose.train import SHIPPED, train
+
+    if stage not in ("all", *SHIPPED):
+        raise MrMotionError(f"unknown stage {stage!r}: expected all, {', '.join(SHIPPED)}")
+    if not output.is_dir():
+        raise MrMotionError(f"output folder {output} does not exist")
+    chosen = list(SHIPPED) if stage == "all" else [stage]
+    with Progress(console=console) as bar:
+        for name in chosen:
+            config, filename = SHIPPED[name]
+            if steps is not None:
+                from dataclasses import replace
+
+                config = replace(config, steps=steps)
+            task = bar.add_task(name, total=config.steps)
+            summary = train(
+                config,
+                atlases,
+                output / filename,
+                resume=resume,
+                progress=lambda done, total, row, task=task, name=name: bar.update(
+                    task, completed=done, description=f"{name} loss {row['loss']:.3f}"
+                ),
+            )
+            bar.console.print(f"{name}: {summary}")
+    console.print(f"wrote weights to {output}")
 
 
 @app.command("motion-report")

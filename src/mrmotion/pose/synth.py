@@ -1,0 +1,417 @@
+"""Synthetic, domain-randomised training volumes for head pose, made on the fly from tissue label maps.
+
+A :class:`Subject` is a label map in canonical orientation (fetal atlas parcellation, or the adult MNI152 grey/white
+matter maps), kept as per-label fractions on a 1.6–2 mm grid. :func:`render` places it at any head pose on any target
+grid (one trilinear lookup per target voxel, after an anti-aliasing blur on the source grid), with a random intensity
+per tissue. :func:`degrade` then applies what real fast 3-D scans suffer from: thick slices, spin-history dark bands,
+bias field, gamma, Rician noise and a partial field of view. :func:`add_clutter` surrounds the head with a uterus,
+amniotic fluid, a fetal body and maternal tissue (random ellipsoids), so that the brain must be found first.
+
+All geometry is in scanner LPS mm; target grids are cubes aligned with the scanner axes (:func:`cube_grid`), so a
+vector in grid index order is a vector in the scanner frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from mrmotion.errors import MrMotionError
+from mrmotion.geometry.prescription import LPS_FROM_RAS
+from mrmotion.pose.frames import axes_from_rotation, brain_size_mm, canonical_head_pose
+
+#: grid (mm) on which a fetal atlas's label fractions are kept: 2× the atlases' 0.8 mm.
+FETAL_SOURCE_DOWNSAMPLE = 2
+#: thickness (mm) of the two shells drawn around a fetal brain: extra-axial CSF / skull, then scalp.
+FETAL_SHELLS_MM = (3.0, 7.0)
+@dataclass(frozen=True, eq=False)
+class Subject:
+    """A head in canonical orientation, as per-label fractions.
+
+    fractions : (L, X, Y, Z) float32, fraction of each tissue label per voxel; the first ``brain_labels`` are brain.
+    scanner_from_voxel : (4, 4) voxel indices → scanner LPS mm.
+    scanner_from_head : (4, 4) the canonical head pose (identity rotation, brain centroid).
+    brain_size : length of the brain's longest axis, mm.
+    """
+
+    name: str
+    fractions: np.ndarray
+    brain_labels: int
+    scanner_from_voxel: np.ndarray
+    scanner_from_head: np.ndarray
+    brain_size: float
+
+    @property
+    def brain(self) -> np.ndarray:
+        return self.fractions[: self.brain_labels].sum(axis=0)
+
+
+def _block_mean(volume: np.ndarray, factor: int) -> np.ndarray:
+    shape = [s // factor * factor for s in volume.shape]
+    volume = volume[: shape[0], : shape[1], : shape[2]]
+    return volume.reshape(shape[0] // factor, factor, shape[1] // factor, factor, shape[2] // factor, factor).mean(
+        axis=(1, 3, 5)
+    )
+
+
+def _downsampled_affine(scanner_from_voxel: np.ndarray, factor: int) -> np.ndarray:
+    """Affine of a grid whose voxel averages ``factor``³ source voxels (its centre sits between them)."""
+    scale = np.diag([factor, factor, factor, 1.0])
+    scale[:3, 3] = (factor - 1) / 2.0
+    return scanner_from_voxel @ scale
+
+
+def fetal_atlas_folders(root: str | Path) -> list[Path]:
+    """Folders under ``root`` holding ``parcellation.nii.gz`` and ``mask.nii.gz``, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MrMotionError(f"{root}: not a folder of fetal atlases")
+    folders = sorted(p.parent for p in root.glob("*/parcellation.nii.gz") if (p.parent / "mask.nii.gz").is_file())
+    if not folders:
+        raise MrMotionError(f"{root}: no atlas folder with parcellation.nii.gz and mask.nii.gz")
+    return folders
+
+
+def fetal_subject(folder: str | Path) -> Subject:
+    """A fetal atlas (parcellation labels 1–8, brain mask) as a subject, with two shells drawn around the brain."""
+    import nibabel as nib
+
+    folder = Path(folder)
+    labels_image = nib.load(folder / "parcellation.nii.gz")
+    labels = np.asanyarray(labels_image.dataobj).astype(np.int16)
+    mask = np.asanyarray(nib.load(folder / "mask.nii.gz").dataobj) > 0
+    spacing = float(np.abs(np.linalg.det(labels_image.affine[:3, :3])) ** (1 / 3))
+    distance = ndimage.distance_transform_edt(~mask) * spacing
+    inner, outer = FETAL_SHELLS_MM
+    layers = [labels == label for label in range(1, 9)]
+    layers[0] = layers[0] | (mask & (labels == 0))  # mask voxels without a label count as the first tissue
+    layers += [(distance > 0) & (distance <= inner), (distance > inner) & (distance <= outer)]
+    factor = FETAL_SOURCE_DOWNSAMPLE
+    fractions = np.stack([_block_mean(layer.astype(np.float32), factor) for layer in layers]).astype(np.float32)
+    scanner_from_voxel = _downsampled_affine(LPS_FROM_RAS @ labels_image.affine, factor)
+    brain = fractions[:8].sum(axis=0)
+    return Subject(
+        name=folder.name,
+        fractions=fractions,
+        brain_labels=8,
+        scanner_from_voxel=scanner_from_voxel,
+        scanner_from_head=canonical_head_pose(brain, scanner_from_voxel),
+        brain_size=brain_size_mm(brain, scanner_from_voxel),
+    )
+
+
+def adult_subject() -> Subject:
+    """The adult MNI152 2009 template (nilearn, embedded) at 2 mm: CSF, grey and white matter, rest of the head."""
+    from nilearn import datasets
+
+    grey = datasets.load_mni152_gm_template(resolution=2)
+    white = datasets.load_mni152_wm_template(resolution=2)
+    mask = datasets.load_mni152_brain_mask(resolution=2)
+    head = datasets.load_mni152_template(resolution=2)
+    gm, wm = (np.clip(np.asanyarray(image.dataobj, dtype=np.float32), 0, 1) for image in (grey, white))
+    inside = np.asanyarray(mask.dataobj) > 0
+    csf = np.where(inside, np.clip(1 - gm - wm, 0, 1), 0).astype(np.float32)
+    t1 = np.asanyarray(head.dataobj, dtype=np.float32)
+    rest = ((t1 > 0.1 * np.percentile(t1, 99)) & ~inside).astype(np.float32)
+    gm, wm = gm * inside, wm * inside
+    fractions = np.stack([csf, gm, wm, rest]).astype(np.float32)
+    scanner_from_voxel = LPS_FROM_RAS @ grey.affine
+    brain = fractions[:3].sum(axis=0)
+    return Subject(
+        name="mni152_adult",
+        fractions=fractions,
+        brain_labels=3,
+        scanner_from_voxel=scanner_from_voxel,
+        scanner_from_head=canonical_head_pose(brain > 0.5, scanner_from_voxel),
+        brain_size=brain_size_mm(brain > 0.5, scanner_from_voxel),
+    )
+
+
+def cube_grid(centre_mm: np.ndarray, side_mm: float, size: int) -> np.ndarray:
+    """``scanner_from_voxel`` of a ``size``³ cube of side ``side_mm`` centred at ``centre_mm``, axes along LPS."""
+    spacing = side_mm / size
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = np.asarray(centre_mm, dtype=np.float64) - spacing * (size - 1) / 2.0
+    return affine
+
+
+def grid_points(scanner_from_voxel: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """(3, N) scanner coordinates (mm) of every voxel of a grid."""
+    index = np.indices(shape, dtype=np.float64).reshape(3, -1)
+    return scanner_from_voxel[:3, :3] @ index + scanner_from_voxel[:3, 3:4]
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A rotation matrix uniform over SO(3) (a normalised Gaussian quaternion)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_quat(rng.normal(size=4)).as_matrix()
+
+
+def render(
+    subject: Subject,
+    scanner_from_head: np.ndarray,
+    scanner_from_voxel: np.ndarray,
+    shape: tuple[int, int, int],
+    intensities: np.ndarray,
+    resolution_mm: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Place ``subject`` at head pose ``scanner_from_head`` on a target grid.
+
+    Returns the image (tissue intensities mixed by their fractions), the brain fraction and the head fraction on the
+    grid, each ``shape`` float32. ``resolution_mm`` sets the isotropic anti-aliasing blur applied on the source grid.
+    """
+    moved_from_canonical = scanner_from_head @ np.linalg.inv(subject.scanner_from_head)
+    source_from_target = np.linalg.inv(subject.scanner_from_voxel) @ np.linalg.inv(moved_from_canonical)
+    source_from_target = source_from_target @ scanner_from_voxel
+    index = np.indices(shape, dtype=np.float64).reshape(3, -1)
+    coordinates = source_from_target[:3, :3] @ index + source_from_target[:3, 3:4]
+    source_spacing = float(np.abs(np.linalg.det(subject.scanner_from_voxel[:3, :3])) ** (1 / 3))
+    sigma = max(resolution_mm / 2.355 / source_spacing - 0.5, 0.0)
+    image = np.tensordot(np.asarray(intensities, dtype=np.float32), subject.fractions, axes=1)
+    outputs = []
+    for volume in (image, subject.brain, subject.fractions.sum(axis=0)):
+        if sigma > 0:
+            volume = ndimage.gaussian_filter(volume, sigma, mode="constant")
+        outputs.append(ndimage.map_coordinates(volume, coordinates, order=1, cval=0.0).reshape(shape))
+    image, brain, head = (o.astype(np.float32) for o in outputs)
+    return image, brain, head
+
+
+def output_grid(scanner_from_voxel: np.ndarray) -> np.ndarray:
+    """Grid of the axis network's output: every second voxel of its input cube (corners included)."""
+    return scanner_from_voxel @ np.diag([2.0, 2.0, 2.0, 1.0])
+
+
+def _ellipsoid(points: np.ndarray, centre: np.ndarray, radii: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    local = rotation.T @ (points - centre[:, None])
+    radius = np.sqrt(np.sum((local / radii[:, None]) ** 2, axis=0))
+    return np.clip((1.15 - radius) / 0.3, 0.0, 1.0)  # soft edge about 30% of the radius wide
+
+
+def add_clutter(
+    image: np.ndarray,
+    head: np.ndarray,
+    scanner_from_voxel: np.ndarray,
+    brain_centre: np.ndarray,
+    brain_size: float,
+    rng: np.random.Generator,
+    fetal: bool = True,
+) -> np.ndarray:
+    """Surround a rendered head with random tissue: uterus, amniotic fluid, fetal body and maternal blobs.
+
+    The clutter fills where the head is not (``image + (1 - head) · clutter``), so it never overwrites the head.
+    """
+    shape = image.shape
+    points = grid_points(scanner_from_voxel, shape)
+    clutter = np.zeros(points.shape[1], dtype=np.float64)
+    if fetal:
+        maternal = rng.uniform(0.05, 0.6)
+        clutter[:] = maternal
+        uterus_centre = brain_centre + rng.normal(0, 0.4 * brain_size, 3)
+        uterus = _ellipsoid(points, uterus_centre, brain_size * rng.uniform(1.4, 3.0, 3), random_rotation(rng))
+        # the uterus must hold the head: grow it around the brain's centre as needed
+        uterus = np.maximum(uterus, _ellipsoid(points, brain_centre, np.full(3, 0.8 * brain_size), np.eye(3)))
+        fluid = rng.uniform(0.3, 1.2)
+        clutter = clutter * (1 - uterus) + fluid * uterus
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        body_centre = brain_centre + direction * brain_size * rng.uniform(0.9, 1.4)
+        body = _ellipsoid(points, body_centre, brain_size * rng.uniform(0.4, 0.9, 3), random_rotation(rng))
+        clutter = clutter * (1 - body) + rng.uniform(0.1, 0.8) * body
+    else:
+        clutter[:] = 0.0
+    for _ in range(rng.integers(2, 9)):
+        centre = points[:, rng.integers(points.shape[1])]
+        blob = _ellipsoid(points, centre, rng.uniform(0.1, 0.6, 3) * brain_size, random_rotation(rng))
+        clutter = clutter * (1 - blob) + rng.uniform(0.0, 1.0) * blob
+    return (image + (1 - head) * clutter.reshape(shape)).astype(np.float32)
+
+
+def degrade(
+    image: np.ndarray,
+    voxel_mm: float,
+    rng: np.random.Generator,
+    partial_plane: bool = True,
+    in_plane_mm: float | None = None,
+    thickness_mm: float | None = None,
+) -> np.ndarray:
+    """What fast 3-D scans do to an image on a grid of ``voxel_mm`` voxels, each with random strength.
+
+    Thick slices (in-plane 2–5 mm, slices up to 8 mm, unless given; along a random scanner axis, sometimes with
+    staircase sampling), spin-history dark bands on alternate slices, a smooth multiplicative bias field, gamma,
+    Rician noise and, with ``partial_plane``, a field of view that cuts through the head.
+    """
+    out = image.astype(np.float64)
+    shape = out.shape
+    axis = int(rng.integers(3))
+    in_plane = rng.uniform(2.0, 5.0) if in_plane_mm is None else in_plane_mm
+    thickness = rng.uniform(in_plane, 8.0) if thickness_mm is None else thickness_mm
+    sigmas = [max(in_plane / 2.355 / voxel_mm, 0.0)] * 3
+    sigmas[axis] = thickness / 2.355 / voxel_mm
+    out = ndimage.gaussian_filter(out, sigmas, mode="nearest")
+    step = max(int(round(thickness / voxel_mm)), 1)
+    if step > 1 and rng.random() < 0.5:  # staircase: one value per slice
+        index = (np.arange(shape[axis]) // step) * step + step // 2
+        out = np.take(out, np.clip(index, 0, shape[axis] - 1), axis=axis)
+    if rng.random() < 0.3:  # spin-history bands: interleaved slices darkened
+        slices = (np.arange(shape[axis]) * voxel_mm / thickness).astype(int)
+        dark = 1 - rng.uniform(0.1, 0.4) * ((slices + rng.integers(2)) % 2)
+        view = [1, 1, 1]
+        view[axis] = shape[axis]
+        out = out * dark.reshape(view)
+    coarse = rng.normal(0, rng.uniform(0.0, 0.35), (4, 4, 4))
+    out = out * np.exp(
+        ndimage.zoom(coarse, [s / 4 for s in shape], order=3, mode="nearest")[tuple(slice(0, s) for s in shape)]
+    )
+    scale = np.percentile(out, 99.5) or 1.0
+    out = np.clip(out / scale, 0, None) ** np.exp(rng.normal(0, 0.25))
+    if partial_plane and rng.random() < 0.2:
+        normal = rng.normal(size=3)
+        normal /= np.linalg.norm(normal)
+        index = np.indices(shape, dtype=np.float64).reshape(3, -1).T - (np.array(shape) - 1) / 2
+        keep = index @ normal < rng.uniform(0.15, 0.45) * min(shape)
+        out = out * keep.reshape(shape)
+    sigma = rng.uniform(0.005, 0.08)
+    out = np.sqrt((out + rng.normal(0, sigma, shape)) ** 2 + rng.normal(0, sigma, shape) ** 2)
+    return out.astype(np.float32)
+
+
+def normalise_intensity(volume: np.ndarray) -> np.ndarray:
+    """Scale so the 99th percentile of the non-background voxels is 1; clip to [0, 3]. The network's input rule."""
+    volume = np.asarray(volume, dtype=np.float32)
+    positive = volume[volume > 0]
+    if positive.size == 0:
+        return np.zeros_like(volume)
+    scale = float(np.percentile(positive, 99))
+    if scale <= 0:
+        return np.zeros_like(volume)
+    return np.clip(volume / scale, 0, 3).astype(np.float32)
+
+
+#: mean T2 intensity of each fetal label in the atlases (relative to the ventricles), then the two shells.
+FETAL_T2_CONTRAST = (0.72, 1.0, 0.77, 0.95, 0.57, 0.65, 0.64, 0.56, 0.9, 0.4)
+
+
+def random_intensities(subject: Subject, rng: np.random.Generator) -> np.ndarray:
+    """One random intensity per tissue label, in [0, 1]: fully random (domain randomisation) half of the time, and
+    for fetal subjects the other half a T2-like contrast with each tissue jittered by up to ±0.15."""
+    count = subject.fractions.shape[0]
+    if count == len(FETAL_T2_CONTRAST) and rng.random() < 0.5:
+        return np.clip(np.array(FETAL_T2_CONTRAST) + rng.uniform(-0.15, 0.15, count), 0, 1).astype(np.float32)
+    return rng.uniform(0.0, 1.0, count).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RotationSample:
+    """A cube around the brain (network input) and the truth: axes in the scanner frame, class fractions."""
+
+    volume: np.ndarray  # (n, n, n) float32, normalised
+    left: np.ndarray
+    anterior: np.ndarray
+    superior: np.ndarray
+    scanner_from_head: np.ndarray
+    brain: np.ndarray  # (m, m, m) brain fraction on output_grid, m = (n - 1) // 2 + 1
+    coordinates: np.ndarray  # (3, m, m, m) head-frame coordinates (left, posterior, superior) of output_grid voxels
+
+
+#: side of the rotation network's cube relative to the brain's longest axis (E(3)-Pose: brain ≈ 60% of the side).
+BRAIN_SHARE_OF_CUBE = 0.6
+
+
+def rotation_sample(subject: Subject, rng: np.random.Generator, size: int = 33, fetal: bool = True) -> RotationSample:
+    """A random pose (rotation uniform over SO(3)) rendered into a cube centred near the brain, degraded."""
+    rotation = random_rotation(rng)
+    pose = np.eye(4)
+    pose[:3, :3] = rotation
+    pose[:3, 3] = rng.uniform(-40, 40, 3)
+    side = subject.brain_size / BRAIN_SHARE_OF_CUBE * rng.uniform(0.85, 1.15)
+    centre = pose[:3, 3] + rng.normal(0, 0.05 * side, 3)  # the localiser is not exact
+    grid = cube_grid(centre, side, size)
+    voxel = side / size
+    image, _, head = render(subject, pose, grid, (size,) * 3, random_intensities(subject, rng), max(voxel, 2.0))
+    if rng.random() < 0.8:
+        image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng, fetal=fetal)
+    volume = normalise_intensity(degrade(image, voxel, rng))
+    left, anterior, superior = axes_from_rotation(rotation)
+    out = (size - 1) // 2 + 1
+    coarse = output_grid(grid)
+    _, brain, _ = render(subject, pose, coarse, (out,) * 3, np.zeros(subject.fractions.shape[0], np.float32), 2 * voxel)
+    unit = side * (size - 1) / size  # mm per unit of the network's positions (its output cube spans one unit)
+    coordinates = rotation.T @ (grid_points(coarse, (out,) * 3) - pose[:3, 3:4]) / unit
+    return RotationSample(volume, left, anterior, superior, pose, brain, coordinates.reshape(3, out, out, out))
+
+
+
+@dataclass(frozen=True)
+class LocaliserSample:
+    """A whole field of view (network input) and the brain fraction on the same grid (target)."""
+
+    volume: np.ndarray
+    brain: np.ndarray
+    scanner_from_voxel: np.ndarray
+    scanner_from_head: np.ndarray
+
+
+def localiser_sample(subject: Subject, rng: np.random.Generator, size: int = 48, fetal: bool = True) -> LocaliserSample:
+    """A random pose inside a field of view 1.5–5× the brain's size (adult: 1.1–2×), the brain anywhere inside it."""
+    pose = np.eye(4)
+    pose[:3, :3] = random_rotation(rng)
+    pose[:3, 3] = rng.uniform(-40, 40, 3)
+    side = subject.brain_size * (rng.uniform(1.5, 5.0) if fetal else rng.uniform(1.1, 2.0))
+    room = max(side / 2 - 0.6 * subject.brain_size, 0.0)
+    centre = pose[:3, 3] + rng.uniform(-room, room, 3)
+    grid = cube_grid(centre, side, size)
+    voxel = side / size
+    image, brain, head = render(subject, pose, grid, (size,) * 3, random_intensities(subject, rng), max(voxel, 2.0))
+    if rng.random() < 0.9:
+        image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng, fetal=fetal)
+    volume = normalise_intensity(degrade(image, voxel, rng, partial_plane=False))
+    return LocaliserSample(volume, brain, grid, pose)
+
+
+def fetal_t2_subject(folder: str | Path) -> tuple[Subject, Subject]:
+    """A fetal atlas twice: as labels (:func:`fetal_subject`), and as its own T2 image (``srr.nii.gz``, one 'tissue'
+    of intensity 1 at the 99th percentile) plus the two shells, for test volumes with real contrast."""
+    import nibabel as nib
+
+    labels = fetal_subject(folder)
+    t2 = np.asanyarray(nib.load(Path(folder) / "srr.nii.gz").dataobj).astype(np.float32)
+    positive = t2[t2 > 0]
+    if positive.size == 0:
+        raise MrMotionError(f"{folder}/srr.nii.gz is empty")
+    t2 = _block_mean(t2 / np.percentile(positive, 99), FETAL_SOURCE_DOWNSAMPLE)
+    fractions = np.concatenate([t2[None], labels.fractions[8:]]).astype(np.float32)
+    image = Subject(labels.name, fractions, 1, labels.scanner_from_voxel, labels.scanner_from_head, labels.brain_size)
+    return labels, image
+
+
+def scout_volume(
+    t2: Subject,
+    pose: np.ndarray,
+    rng: np.random.Generator,
+    voxel_mm: float = 3.0,
+    fov_factor: tuple[float, float] = (1.8, 3.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fast 3-D scout of a T2 subject (:func:`fetal_t2_subject`) at head pose ``pose``: isotropic ``voxel_mm``
+    voxels, a field of view ``fov_factor`` × the brain's size with the brain anywhere inside, clutter around the
+    head, slices ``voxel_mm``–1.5×``voxel_mm`` thick, bias field, gamma, bands and noise. Returns (data, grid)."""
+    side = t2.brain_size * rng.uniform(*fov_factor)
+    size = int(round(side / voxel_mm))
+    room = max(side / 2 - 0.6 * t2.brain_size, 0.0)
+    grid = cube_grid(pose[:3, 3] + rng.uniform(-room, room, 3), size * voxel_mm, size)
+    intensities = np.array([1.0, *rng.uniform(0.1, 0.8, t2.fractions.shape[0] - 1)], np.float32)
+    image, _, head = render(t2, pose, grid, (size,) * 3, intensities, voxel_mm)
+    image = add_clutter(image, head, grid, pose[:3, 3], t2.brain_size, rng)
+    image = degrade(
+        image,
+        voxel_mm,
+        rng,
+        partial_plane=False,
+        in_plane_mm=voxel_mm,
+        thickness_mm=rng.uniform(voxel_mm, 1.5 * voxel_mm),
+    )
+    return (image * 1000).astype(np.float32), grid

@@ -1,0 +1,218 @@
+"""`mrmotion pose`, `prescribe` with poses, `train-pose`: outputs, and clear errors on bad input, nothing written."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mrmotion.cli import app
+from mrmotion.geometry.prescription import LPS_FROM_RAS
+from mrmotion.io.prescription_json import read_prescription, write_prescription
+from mrmotion.io.transform_json import read_transform, write_transform
+from mrmotion.pose import synth
+from mrmotion.pose.prospective import anatomical_slices
+from tests.helpers import random_rigid
+
+from .conftest import atlas_folder
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def save(path, data, scanner_from_voxel):
+    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), LPS_FROM_RAS @ scanner_from_voxel), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def atlas_volume(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("volumes")
+    subject = synth.fetal_subject(atlas_folder("fetal_SB_atlas_GA31_operated"))
+    rng = np.random.default_rng(11)
+    pose = np.eye(4)
+    pose[:3, :3] = synth.random_rotation(rng)
+    grid = synth.cube_grid(pose[:3, 3], 240.0, 80)
+    image, _, head = synth.render(subject, pose, grid, (80,) * 3, rng.uniform(0.2, 1, 10).astype(np.float32), 3.0)
+    image = synth.add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng)
+    return save(folder / "scout.nii.gz", image, grid), pose
+
+
+def test_pose_of_one_volume(atlas_volume, tmp_path):
+    volume, truth = atlas_volume
+    output = tmp_path / "pose.json"
+    result = invoke("pose", volume, "-o", output)
+    assert result.exit_code == 0, result.output
+    record = read_transform(output, require_rigid=True)
+    assert (record.source, record.target) == ("head", "scanner")
+    assert 0 <= record.extra["confidence"] <= 1
+    assert "confidence" in result.output
+
+
+def test_pose_of_a_folder_with_a_bad_file(atlas_volume, tmp_path):
+    volume, _ = atlas_volume
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.nii.gz").write_bytes(volume.read_bytes())
+    (folder / "broken.nii.gz").write_bytes(b"not a nifti")
+    (folder / "notes.txt").write_text("ignored")
+    result = invoke("pose", folder, "-o", tmp_path / "out")
+    assert result.exit_code == 2  # one volume had no pose: said, and the rest written
+    assert (tmp_path / "out" / "a.json").is_file()
+    assert not (tmp_path / "out" / "broken.json").exists()
+    assert "broken.nii.gz" in result.output
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (np.zeros((20, 20)), "3-D"),
+        (np.zeros((8, 8, 8, 3)), "3-D"),
+        (np.full((12, 12, 12), 5.0), "constant"),
+        (np.where(np.eye(12)[:, :, None] > 0, np.nan, 1.0) * np.ones((12, 12, 12)), "NaN"),
+    ],
+)
+def test_pose_bad_volumes(tmp_path, data, message):
+    volume = tmp_path / "bad.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), np.eye(4)), volume)
+    output = tmp_path / "pose.json"
+    result = invoke("pose", volume, "-o", output)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not output.exists()
+
+
+def test_pose_missing_input_and_output_over_input(tmp_path):
+    result = invoke("pose", tmp_path / "missing.nii.gz", "-o", tmp_path / "p.json")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    volume = save(tmp_path / "v.nii.gz", np.random.default_rng().random((8, 8, 8)), np.eye(4))
+    before = volume.read_bytes()
+    result = invoke("pose", volume, "-o", volume)
+    assert result.exit_code == 2 and volume.read_bytes() == before
+
+
+def _poses_and_slices(tmp_path):
+    rng = np.random.default_rng()
+    before, after = random_rigid(rng, 2, scale_mm=10)
+    write_transform(tmp_path / "p0.json", before, "head", "scanner", confidence=0.9)
+    write_transform(tmp_path / "p1.json", after, "head", "scanner", confidence=0.9)
+    write_prescription(
+        tmp_path / "slices.json", anatomical_slices(before, "coronal", 4, 5.0, (200, 180), 4.0, (96, 80))
+    )
+    return before, after
+
+
+def test_prescribe_follows_the_head(tmp_path):
+    _, after = _poses_and_slices(tmp_path)
+    output = tmp_path / "new.json"
+    result = invoke(
+        "prescribe",
+        "--slices",
+        tmp_path / "slices.json",
+        "--pose-ref",
+        tmp_path / "p0.json",
+        "--pose",
+        tmp_path / "p1.json",
+        "-o",
+        output,
+    )
+    assert result.exit_code == 0, result.output
+    expected = anatomical_slices(after, "coronal", 4, 5.0, (200, 180), 4.0, (96, 80))
+    for a, b in zip(read_prescription(output), expected, strict=True):
+        assert np.allclose(a.scanner_from_logical(), b.scanner_from_logical(), atol=1e-9)
+
+
+def test_prescribe_anatomical(tmp_path):
+    _, after = _poses_and_slices(tmp_path)
+    output = tmp_path / "sag.json"
+    result = invoke(
+        "prescribe",
+        "--slices",
+        tmp_path / "slices.json",
+        "--pose",
+        tmp_path / "p1.json",
+        "--anatomical",
+        "sagittal",
+        "-o",
+        output,
+    )
+    assert result.exit_code == 0, result.output
+    new = read_prescription(output)
+    assert len(new) == 4 and new[0].matrix == (96, 80)
+    assert np.allclose(abs(np.dot(new[0].slice_dir, after[:3, 0])), 1)  # normal along the head's left–right axis
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--pose", "p1.json"],  # no mode
+        ["--pose-ref", "p0.json"],  # --pose missing
+        ["--pose-ref", "p0.json", "--pose", "p1.json", "--anatomical", "axial"],  # two modes
+        ["--pose", "p1.json", "--anatomical", "oblique"],
+        ["--tracker", "p0.json"],  # calibration missing
+    ],
+)
+def test_prescribe_bad_combinations(tmp_path, args):
+    _poses_and_slices(tmp_path)
+    output = tmp_path / "out.json"
+    result = invoke(
+        "prescribe",
+        "--slices",
+        tmp_path / "slices.json",
+        *[tmp_path / a if a.endswith(".json") else a for a in args],
+        "-o",
+        output,
+    )
+    assert result.exit_code == 2, result.output
+    assert "error" in result.output and not output.exists()
+
+
+def test_prescribe_refuses_a_non_head_pose_and_a_non_rigid_one(tmp_path):
+    _poses_and_slices(tmp_path)
+    write_transform(tmp_path / "cam.json", np.eye(4), "camera", "scanner")
+    shear = np.eye(4)
+    shear[0, 1] = 0.2
+    write_transform(tmp_path / "shear.json", shear, "head", "scanner")
+    for bad, message in (("cam.json", "head pose"), ("shear.json", "")):
+        result = invoke(
+            "prescribe",
+            "--slices",
+            tmp_path / "slices.json",
+            "--pose-ref",
+            tmp_path / "p0.json",
+            "--pose",
+            tmp_path / bad,
+            "-o",
+            tmp_path / "o.json",
+        )
+        assert result.exit_code == 2 and message in result.output
+        assert not (tmp_path / "o.json").exists()
+
+
+def test_train_pose_bad_arguments(tmp_path):
+    result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path / "missing")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "everything")
+    assert result.exit_code == 2 and "stage" in result.output
+    result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "cnn", "--steps", "1")
+    assert result.exit_code == 2 and "no atlas folder" in result.output
+
+
+def test_train_pose_runs_resumes_and_extends(tmp_path):
+    atlases = atlas_folder().parent
+    result = invoke("train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "cnn", "--steps", "2")
+    assert result.exit_code == 0, result.output
+    weights = tmp_path / "pose_axes_cnn.safetensors"
+    assert weights.is_file()
+    first = weights.read_bytes()
+    result = invoke("train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "cnn", "--steps", "3", "--resume")
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "pose_axes_cnn.log.csv").read_text().splitlines()
+    assert rows[0].startswith("step") and [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert weights.read_bytes() != first
+    from mrmotion.pose.estimate import _load
+
+    network, config = _load(weights)
+    assert config["arch"] == "cnn" and config["steps"] == 3

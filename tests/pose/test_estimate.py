@@ -1,0 +1,111 @@
+"""Pose from volumes with the shipped weights: accuracy on a rendered atlas, equivariance, and bad input."""
+
+import numpy as np
+import pytest
+
+from mrmotion.errors import MrMotionError
+from mrmotion.pose import synth
+from mrmotion.pose.estimate import PoseModel, check_volume, estimate_pose, resample_to_cube
+
+from .conftest import atlas_folder
+
+
+def geodesic_deg(a, b):
+    cosine = (np.trace(a[:3, :3].T @ b[:3, :3]) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(cosine, -1, 1))))
+
+
+@pytest.fixture(scope="module")
+def held_out_volume():
+    """A held-out atlas at a random pose in a 3 mm field of view with clutter, and its true pose."""
+    subject = synth.fetal_subject(atlas_folder("fetal_SB_atlas_GA28_operated"))
+    rng = np.random.default_rng(2024)
+    pose = np.eye(4)
+    pose[:3, :3] = synth.random_rotation(rng)
+    pose[:3, 3] = [12.0, -8.0, 5.0]
+    grid = synth.cube_grid(pose[:3, 3] + [15, 10, -5], 270.0, 90)
+    intensities = np.array([0.6, 0.3, 0.7, 0.5, 0.8, 0.6, 0.6, 0.6, 0.9, 0.2], np.float32)
+    image, _, head = synth.render(subject, pose, grid, (90,) * 3, intensities, 3.0)
+    image = synth.add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng)
+    return image * 1000, grid, pose
+
+
+def test_pose_of_a_held_out_atlas(held_out_volume):
+    image, grid, truth = held_out_volume
+    estimate = estimate_pose(image, grid)
+    assert geodesic_deg(estimate.scanner_from_head, truth) < 15
+    assert np.linalg.norm(estimate.scanner_from_head[:3, 3] - truth[:3, 3]) < 4
+    assert estimate.confidence > 0.5
+    assert np.allclose(np.linalg.det(estimate.scanner_from_head[:3, :3]), 1)
+
+
+def test_rotating_the_volume_rotates_the_pose(held_out_volume):
+    image, grid, _ = held_out_volume
+    rng = np.random.default_rng(7)
+    motion = np.eye(4)
+    motion[:3, :3] = synth.random_rotation(rng)
+    motion[:3, 3] = rng.normal(0, 10, 3)
+    plain = estimate_pose(image, grid).scanner_from_head
+    moved = estimate_pose(image, motion @ grid).scanner_from_head  # the same data, rotated in the scanner
+    assert geodesic_deg(moved, motion @ plain) < 5
+    assert np.linalg.norm(moved[:3, 3] - (motion @ plain)[:3, 3]) < 2
+
+
+def test_the_cnn_baseline_loads_and_runs(held_out_volume):
+    image, grid, _ = held_out_volume
+    estimate = estimate_pose(image, grid, PoseModel.load(arch="cnn"))
+    assert np.allclose(np.linalg.det(estimate.scanner_from_head[:3, :3]), 1)
+
+
+def test_no_brain_gives_an_error_or_a_low_confidence():
+    rng = np.random.default_rng(3)
+    noise = rng.random((40, 40, 40)).astype(np.float32)
+    try:
+        estimate = estimate_pose(noise, np.diag([3.0, 3.0, 3.0, 1.0]))
+    except MrMotionError as error:
+        assert "no brain" in str(error)
+    else:
+        assert estimate.confidence < 0.5
+
+
+def test_large_volume_is_resampled_not_copied(held_out_volume):
+    image, grid, truth = held_out_volume
+    from scipy import ndimage
+
+    fine = ndimage.zoom(image, 3, order=1)  # 270³ at 1 mm
+    fine_grid = grid @ np.diag([1 / 3, 1 / 3, 1 / 3, 1.0])
+    fine_grid[:3, 3] = grid[:3, 3] - grid[:3, :3] @ np.full(3, 1 / 3)
+    estimate = estimate_pose(fine, fine_grid)
+    assert geodesic_deg(estimate.scanner_from_head, truth) < 15
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (np.zeros((10, 10)), "3-D"),
+        (np.zeros((10, 10, 10, 2)), "3-D"),
+        (np.ones((10, 10, 10)), "constant"),
+        (np.full((10, 10, 10), np.nan), "NaN"),
+    ],
+)
+def test_bad_volumes(data, message):
+    with pytest.raises(MrMotionError, match=message):
+        check_volume(data, np.eye(4))
+
+
+def test_singular_affine_is_refused():
+    with pytest.raises(MrMotionError, match="affine"):
+        check_volume(np.random.default_rng().random((5, 5, 5)), np.zeros((4, 4)))
+
+
+def test_resample_to_cube_reproduces_a_linear_ramp():
+    shape = (40, 50, 30)
+    affine = np.diag([2.0, 1.5, 3.0, 1.0])
+    affine[:3, 3] = [-40, -37, -45]
+    index = np.indices(shape).astype(float)
+    world = np.einsum("ij,j...->i...", affine[:3, :3], index) + affine[:3, 3, None, None, None]
+    ramp = (world[0] + 2 * world[1] - world[2]).astype(np.float32)
+    cube, grid = resample_to_cube(ramp, affine, np.array([0.0, 0.0, 0.0]), 40.0, 16)
+    points = synth.grid_points(grid, (16,) * 3)
+    expected = (points[0] + 2 * points[1] - points[2]).reshape((16,) * 3)
+    assert np.allclose(cube[2:-2, 2:-2, 2:-2], expected[2:-2, 2:-2, 2:-2], atol=0.3)

@@ -1,0 +1,57 @@
+"""Synthetic training volumes: the head lands where its pose says, degradations keep the data sane."""
+
+import numpy as np
+import pytest
+
+from mrmotion.errors import MrMotionError
+from mrmotion.pose import synth
+from mrmotion.pose.frames import brain_centre
+
+from .conftest import atlas_folder
+
+
+def test_rendered_brain_sits_at_the_pose(toy_subject):
+    rng = np.random.default_rng()
+    for _ in range(3):
+        pose = np.eye(4)
+        pose[:3, :3] = synth.random_rotation(rng)
+        pose[:3, 3] = rng.uniform(-20, 20, 3)
+        grid = synth.cube_grid(pose[:3, 3] + rng.uniform(-5, 5, 3), 140.0, 70)
+        intensities = np.ones(3, dtype=np.float32)
+        image, brain, head = synth.render(toy_subject, pose, grid, (70, 70, 70), intensities, 2.0)
+        assert np.allclose(brain_centre(brain, grid), pose[:3, 3], atol=0.5)
+        assert np.allclose(image, brain, atol=1e-5)  # all tissues at intensity 1
+        # the anterior lobe (label 3) lies along the head's anterior axis
+        lobe, _, _ = synth.render(toy_subject, pose, grid, (70, 70, 70), np.array([0, 0, 1], np.float32), 2.0)
+        direction = brain_centre(lobe, grid) - pose[:3, 3]
+        anterior = -pose[:3, 1]
+        assert np.dot(direction, anterior) / np.linalg.norm(direction) > 0.6
+        del head
+
+
+def test_samples_are_finite_normalised_and_reproducible(toy_subject):
+    a = synth.rotation_sample(toy_subject, np.random.default_rng(5), size=17)
+    b = synth.rotation_sample(toy_subject, np.random.default_rng(5), size=17)
+    assert a.volume.shape == (17, 17, 17) and np.array_equal(a.volume, b.volume)
+    assert np.all(np.isfinite(a.volume)) and a.volume.min() >= 0
+    assert np.allclose(np.cross(a.left, -a.anterior), a.superior)
+    assert a.brain.shape == (9, 9, 9) and a.coordinates.shape == (3, 9, 9, 9)
+    loc = synth.localiser_sample(toy_subject, np.random.default_rng(6), size=24)
+    assert loc.volume.shape == loc.brain.shape == (24, 24, 24)
+    assert loc.brain.max() > 0.5
+
+
+def test_normalise_intensity_handles_any_scale_and_empty():
+    volume = np.random.default_rng().random((8, 8, 8)) * 1e6
+    assert synth.normalise_intensity(volume).max() <= 3
+    assert np.allclose(synth.normalise_intensity(volume), synth.normalise_intensity(volume / 1e6), atol=1e-5)
+    assert not synth.normalise_intensity(np.zeros((4, 4, 4))).any()
+
+
+def test_atlas_folders_and_fetal_subject(tmp_path):
+    with pytest.raises(MrMotionError, match="no atlas folder"):
+        synth.fetal_atlas_folders(tmp_path)
+    subject = synth.fetal_subject(atlas_folder())
+    assert subject.fractions.shape[0] == 10 and subject.brain_labels == 8
+    assert 60 < subject.brain_size < 130
+    assert np.allclose(subject.scanner_from_head[:3, :3], np.eye(3))
