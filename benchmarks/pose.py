@@ -342,7 +342,11 @@ def main() -> None:
     axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(RESULTS / f"{stem}.png", dpi=120)
-    console.print(f"wrote {RESULTS / stem}.txt/.json/.png")
+    from mrmotion.pose.card import write_card
+    from mrmotion.pose.estimate import weights_folder
+
+    write_card(weights_folder(), RESULTS / f"{stem}.json")
+    console.print(f"wrote {RESULTS / stem}.txt/.json/.png and the card {weights_folder() / 'pose_card.md'}")
 
 
 if __name__ == "__main__":

@@ -246,7 +246,10 @@ def train_pose(
                 ),
             )
             bar.console.print(f"{name}: {summary}")
-    console.print(f"wrote weights to {output}")
+    from mrmotion.pose.card import write_card
+
+    write_card(output)
+    console.print(f"wrote weights and pose_card.md to {output}")
 
 
 @app.command("motion-report")

@@ -1,9 +1,9 @@
 """Head pose from a 3-D volume: find the brain, then read its axes. The inference half of E(3)-Pose.
 
 1. **Localise** (:class:`~mrmotion.pose.networks.Localiser`): the whole field of view resampled to a 48³ cube →
-   brain probability → largest connected component → centroid and size. A second pass on a cube twice the brain's
-   size around that centroid refines both.
-2. **Axes** (:class:`~mrmotion.pose.networks.EquivariantAxesNet`): a 33³ cube around the brain (brain ≈ 60% of its
+   brain probability → largest connected component → centroid and size (optionally refined, see
+   :data:`SECOND_PASS` and :data:`REFINE_CENTRE`).
+2. **Axes** (:class:`~mrmotion.pose.networks.EquivariantAxesNet`): a 17³ cube around the brain (brain ≈ 60% of its
    side) → head coordinates of every voxel → left–right pseudovector, anterior and superior vectors →
    :func:`~mrmotion.pose.frames.rotation_from_axes`.
 
@@ -32,11 +32,15 @@ from mrmotion.pose.frames import brain_centre, brain_size_mm, rotation_from_axes
 from mrmotion.pose.train import make_network
 
 LOCALISER_SIZE = 48
-AXES_SIZE = 33
+AXES_SIZE = 17
 #: brains whose longest axis is outside this range (mm) are not plausible (fetal ≈ 50–110, adult ≈ 170–190).
 PLAUSIBLE_SIZE_MM = (35.0, 230.0)
-#: take the brain centre from the axis network's weights (finer grid) rather than from the localiser
-REFINE_CENTRE = True
+#: take the brain centre from the axis network's weights (finer grid) rather than from the localiser. Off: with the
+#: weights shipped now the localiser's centre is the better one (benchmarks/results/pose*.txt).
+REFINE_CENTRE = False
+#: localise a second time on a cube twice the brain's size around the first centre. Off: with the shipped localiser
+#: it made the centre worse (median 4.6 mm vs 3.6 mm on 10 held-out scouts), as the brain then fills much of the cube.
+SECOND_PASS = False
 #: below this confidence a pose should not drive a scanner; the CLI says so.
 LOW_CONFIDENCE = 0.5
 
@@ -84,6 +88,7 @@ class PoseModel:
     localiser: torch.nn.Module
     axes: torch.nn.Module
     arch: str = "equivariant"
+    axes_size: int = AXES_SIZE  # cube side (voxels) the axis network was trained on
 
     @classmethod
     def load(cls, folder: str | Path | None = None, arch: str = "equivariant") -> PoseModel:
@@ -92,8 +97,8 @@ class PoseModel:
         if name is None:
             raise MrMotionError(f"unknown architecture {arch!r}: expected 'equivariant' or 'cnn'")
         localiser, _ = _load(folder / "pose_localiser.safetensors")
-        axes, _ = _load(folder / name)
-        return cls(localiser, axes, arch)
+        axes, config = _load(folder / name)
+        return cls(localiser, axes, arch, int(config.get("size", AXES_SIZE)))
 
 
 _MODELS: dict[tuple[str, str], PoseModel] = {}
@@ -206,11 +211,13 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     first = _localise(model, data, scanner_from_voxel, centre, side)
     if first is None:
         raise MrMotionError("no brain-like structure found in the volume (confidence 0): no pose to give")
-    second = _localise(model, data, scanner_from_voxel, first["centre"], 2.0 * first["size"], near=first["centre"])
-    found = second or first
+    found = first
+    if SECOND_PASS:
+        second = _localise(model, data, scanner_from_voxel, first["centre"], 2.0 * first["size"], near=first["centre"])
+        found = second or first
     size = float(np.clip(found["size"], *PLAUSIBLE_SIZE_MM))
     side = size / synth.BRAIN_SHARE_OF_CUBE
-    cube, _ = resample_to_cube(data, scanner_from_voxel, found["centre"], side, AXES_SIZE)
+    cube, _ = resample_to_cube(data, scanner_from_voxel, found["centre"], side, model.axes_size)
     volume = torch.from_numpy(synth.normalise_intensity(cube))[None, None]
     axes = model.axes(volume)
     rotation = rotation_from_axes(*(axes[k][0].numpy() for k in ("left", "anterior", "superior")))
@@ -225,7 +232,7 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     pose = np.eye(4)
     pose[:3, :3] = rotation
     # the axis network's brain weights, on a finer grid than the localiser's, give the brain centre
-    unit = side * (AXES_SIZE - 1) / AXES_SIZE  # mm per unit of the network's voxel positions
+    unit = side * (model.axes_size - 1) / model.axes_size  # mm per unit of the network's voxel positions
     refined = found["centre"] + axes["centre"][0].numpy().astype(np.float64) * unit
     pose[:3, 3] = refined if REFINE_CENTRE else found["centre"]
     details = {

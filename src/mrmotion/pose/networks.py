@@ -35,7 +35,6 @@ JOIN_DIAMETER = 3
 CNN_CHANNELS = (4, 8, 16)
 #: per output voxel: brain weight logit, then the voxel's head coordinates (left–right is a pseudoscalar)
 OUTPUT_IRREPS = "1x0e + 1x0o + 2x0e"
-OUTPUT_SCALE = 0.1
 
 
 class _ChannelsLast(nn.Module):
@@ -94,14 +93,16 @@ class EquivariantAxesNet(nn.Module):
         self.down = LowPassFilter(2.0, stride=2)
         self.join, joined = _gated_convolution(widths[1] + widths[2], levels[1][0], JOIN_DIAMETER)
         self.out = Convolution(joined, OUTPUT_IRREPS, o3.Irreps.spherical_harmonics(2), diameter=3, num_radial_basis=3)
+        with torch.no_grad():  # e3nn initialises at unit scale; start the outputs near zero (small last-layer init)
+            for parameter in self.out.parameters():
+                parameter.mul_(0.1)
         self.axes = CoordinateAxes()
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
         first = self.stages[0](x)
         second = self.stages[1](self.down(first))
         third = self.stages[2](self.down(second))
-        # e3nn initialises weights at unit scale; start the outputs near zero, as a small last-layer init would
-        return OUTPUT_SCALE * self.out(self.join(torch.cat([second, _upsample(third, second)], dim=1)))
+        return self.out(self.join(torch.cat([second, _upsample(third, second)], dim=1)))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         output = self.segment(x)
@@ -175,9 +176,7 @@ class CoordinateAxes(nn.Module):
         # the left–right coordinate has no sign of its own: take the one that fits
         fitted = torch.einsum("bij,bjv->biv", frame, coordinates)
         flipped = fitted - 2 * frame[:, :, :1] * coordinates[:, None, 0]
-        misfit = torch.minimum(
-            ((fitted - relative) ** 2).sum(1), ((flipped - relative) ** 2).sum(1)
-        )
+        misfit = torch.minimum(((fitted - relative) ** 2).sum(1), ((flipped - relative) ** 2).sum(1))
         spread = ((relative**2).sum(1) * weights).sum(-1).clamp_min(1e-9)
         confidence = (1 - (misfit * weights).sum(-1) / spread).clamp(0, 1) * (weights.mean(-1) > 1e-3)
         return {**unit, "centre": centre, "weights": weights, "confidence": confidence}

@@ -27,6 +27,8 @@ from mrmotion.pose.frames import axes_from_rotation, brain_size_mm, canonical_he
 FETAL_SOURCE_DOWNSAMPLE = 2
 #: thickness (mm) of the two shells drawn around a fetal brain: extra-axial CSF / skull, then scalp.
 FETAL_SHELLS_MM = (3.0, 7.0)
+
+
 @dataclass(frozen=True, eq=False)
 class Subject:
     """A head in canonical orientation, as per-label fractions.
@@ -296,12 +298,14 @@ def normalise_intensity(volume: np.ndarray) -> np.ndarray:
 FETAL_T2_CONTRAST = (0.72, 1.0, 0.77, 0.95, 0.57, 0.65, 0.64, 0.56, 0.9, 0.4)
 
 
-def random_intensities(subject: Subject, rng: np.random.Generator) -> np.ndarray:
-    """One random intensity per tissue label, in [0, 1]: fully random (domain randomisation) half of the time, and
-    for fetal subjects the other half a T2-like contrast with each tissue jittered by up to ±0.15."""
+def random_intensities(subject: Subject, rng: np.random.Generator, difficulty: float = 1.0) -> np.ndarray:
+    """One random intensity per tissue label, in [0, 1]: fully random (domain randomisation) with probability
+    ``difficulty / 2``; otherwise, for fetal subjects, a T2-like contrast with each tissue jittered by up to
+    ±0.15·difficulty (subjects without a T2 table always get random intensities)."""
     count = subject.fractions.shape[0]
-    if count == len(FETAL_T2_CONTRAST) and rng.random() < 0.5:
-        return np.clip(np.array(FETAL_T2_CONTRAST) + rng.uniform(-0.15, 0.15, count), 0, 1).astype(np.float32)
+    if count == len(FETAL_T2_CONTRAST) and rng.random() >= difficulty / 2:
+        jitter = 0.15 * difficulty
+        return np.clip(np.array(FETAL_T2_CONTRAST) + rng.uniform(-jitter, jitter, count), 0, 1).astype(np.float32)
     return rng.uniform(0.0, 1.0, count).astype(np.float32)
 
 
@@ -322,8 +326,14 @@ class RotationSample:
 BRAIN_SHARE_OF_CUBE = 0.6
 
 
-def rotation_sample(subject: Subject, rng: np.random.Generator, size: int = 33, fetal: bool = True) -> RotationSample:
-    """A random pose (rotation uniform over SO(3)) rendered into a cube centred near the brain, degraded."""
+def rotation_sample(
+    subject: Subject, rng: np.random.Generator, size: int = 17, fetal: bool = True, difficulty: float = 1.0
+) -> RotationSample:
+    """A random pose (rotation uniform over SO(3)) rendered into a cube centred near the brain, degraded.
+
+    ``difficulty`` in [0, 1] (a curriculum): at 0 a T2-like contrast, no clutter and only noise; at 1 random
+    contrasts half of the time, clutter 80% of the time and every degradation of :func:`degrade`.
+    """
     rotation = random_rotation(rng)
     pose = np.eye(4)
     pose[:3, :3] = rotation
@@ -332,10 +342,15 @@ def rotation_sample(subject: Subject, rng: np.random.Generator, size: int = 33, 
     centre = pose[:3, 3] + rng.normal(0, 0.05 * side, 3)  # the localiser is not exact
     grid = cube_grid(centre, side, size)
     voxel = side / size
-    image, _, head = render(subject, pose, grid, (size,) * 3, random_intensities(subject, rng), max(voxel, 2.0))
-    if rng.random() < 0.8:
+    intensities = random_intensities(subject, rng, difficulty)
+    image, _, head = render(subject, pose, grid, (size,) * 3, intensities, max(voxel, 2.0))
+    if rng.random() < 0.8 * difficulty:
         image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng, fetal=fetal)
-    volume = normalise_intensity(degrade(image, voxel, rng))
+    if rng.random() < difficulty:
+        image = degrade(image, voxel, rng)
+    else:
+        image = image + rng.normal(0, 0.02, image.shape).astype(np.float32)
+    volume = normalise_intensity(np.clip(image, 0, None))
     left, anterior, superior = axes_from_rotation(rotation)
     out = (size - 1) // 2 + 1
     coarse = output_grid(grid)
@@ -343,7 +358,6 @@ def rotation_sample(subject: Subject, rng: np.random.Generator, size: int = 33, 
     unit = side * (size - 1) / size  # mm per unit of the network's positions (its output cube spans one unit)
     coordinates = rotation.T @ (grid_points(coarse, (out,) * 3) - pose[:3, 3:4]) / unit
     return RotationSample(volume, left, anterior, superior, pose, brain, coordinates.reshape(3, out, out, out))
-
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ class TrainConfig:
     learning_rate: float = 3e-3
     seed: int = 0
     adult_share: float = 0.2
-    size: int = 33  # cube side in voxels (axes: 33 = 2⁵+1, so stride-2 levels stay centred; localiser: 48)
+    size: int = 17  # cube side in voxels (axes: 17 = 2⁴+1, so stride-2 levels stay centred; localiser: 48)
+    curriculum: float = 0.0  # share of the steps over which the difficulty of the axes samples rises from 0 to 1
     threads: int = 2
 
 
@@ -72,13 +73,17 @@ def _batch(config: TrainConfig, fetal: list[synth.Subject], adult: synth.Subject
     for _ in range(config.batch):
         use_adult = adult is not None and rng.random() < config.adult_share
         subject = adult if use_adult else fetal[rng.integers(len(fetal))]
-        make = synth.rotation_sample if config.stage == "axes" else synth.localiser_sample
-        samples.append(make(subject, rng, size=config.size, fetal=not use_adult))
+        if config.stage == "axes":
+            ramp = config.curriculum * config.steps
+            difficulty = min(1.0, step / ramp) if ramp > 0 else 1.0
+            samples.append(synth.rotation_sample(subject, rng, config.size, not use_adult, difficulty))
+        else:
+            samples.append(synth.localiser_sample(subject, rng, size=config.size, fetal=not use_adult))
     volume = torch.from_numpy(np.stack([s.volume for s in samples])[:, None])
     if config.stage == "axes":
         targets = [
             torch.from_numpy(np.stack([getattr(s, k) for s in samples])).float()
-            for k in ("left", "anterior", "superior")
+            for k in ("left", "anterior", "superior", "brain", "coordinates")
         ]
     else:
         targets = [torch.from_numpy(np.stack([s.brain for s in samples])[:, None])]
@@ -144,6 +149,10 @@ def train(
     ]
     log_path = Path(log_path) if log_path else output.with_suffix(".log.csv")
     new_log = not (resumed and log_path.is_file())
+    if not new_log:  # drop rows written after the checkpoint (a run stopped between two checkpoints)
+        rows = log_path.read_text().splitlines()
+        kept = [rows[0]] + [row for row in rows[1:] if int(row.split(",")[0]) <= start]
+        log_path.write_text("\n".join(kept) + "\n")
     log = log_path.open("w" if new_log else "a", newline="")
     writer = csv.writer(log)
     if new_log:
@@ -220,11 +229,17 @@ SHIPPED = {
         "pose_localiser.safetensors",
     ),
     "axes": (
-        TrainConfig(stage="axes", arch="equivariant", steps=900, batch=8, size=33, adult_share=0.1, threads=2),
+        TrainConfig(
+            stage="axes", arch="equivariant", steps=1000, batch=8, learning_rate=1e-2, size=17, curriculum=0.4,
+            adult_share=0.1, threads=2,
+        ),
         "pose_axes.safetensors",
     ),
     "cnn": (
-        TrainConfig(stage="axes", arch="cnn", steps=900, batch=8, size=33, adult_share=0.1, threads=2),
+        TrainConfig(
+            stage="axes", arch="cnn", steps=300, batch=8, learning_rate=1e-2, size=17, curriculum=0.4,
+            adult_share=0.1, threads=2,
+        ),
         "pose_axes_cnn.safetensors",
     ),
 }

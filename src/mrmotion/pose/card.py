@@ -1,0 +1,107 @@
+"""The card of the shipped pose weights (``weights/pose_card.md``): data, configuration, steps, time, metrics.
+
+Written from what the files themselves hold — each safetensors file's configuration and summary, its training log,
+and the last pose benchmark's results if there are some — so the card cannot drift from the weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from mrmotion.io.files import write_text_atomic
+from mrmotion.pose.train import HELD_OUT, SHIPPED
+
+ROLES = {
+    "localiser": "brain localiser (3-D U-Net, brain probability on a 48³ cube over the whole field of view)",
+    "axes": "head axes, O(3)-equivariant (e3nn): dense head coordinates → left–right pseudovector, anterior, superior",
+    "cnn": "head axes, plain 3-D CNN of similar size (the non-equivariant comparison in benchmarks/pose.py)",
+}
+
+
+def _metadata(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        count = sum(handle.get_tensor(key).numel() for key in handle.keys())
+    return {
+        "config": json.loads(metadata.get("config", "{}")),
+        "summary": json.loads(metadata.get("summary", "{}")),
+        "parameters": count,
+        "bytes": path.stat().st_size,
+    }
+
+
+def _validation(log: Path) -> list[tuple[int, float]]:
+    if not log.is_file():
+        return []
+    with log.open() as handle:
+        return [(int(row["step"]), float(row["validation"])) for row in csv.DictReader(handle) if row["validation"]]
+
+
+def card_text(folder: Path, benchmark: Path | None = None) -> str:
+    """The card as Markdown, from the weights in ``folder`` and an optional ``benchmarks/results/pose*.json``."""
+    lines = [
+        "# Pose weights",
+        "",
+        "Trained on synthetic volumes made on the fly (`mrmotion.pose.synth`) from the fetal spina bifida atlases",
+        "(Fidon et al. 2021, CC0; parcellation labels, brain mask) and, for a share of the samples, the adult MNI152",
+        "template's grey/white-matter maps (nilearn). Random rotation over SO(3), translation, tissue contrast",
+        "(random, or T2-like with jitter), bias field, gamma, Rician noise, thick slices (2–8 mm, staircase),",
+        "spin-history bands, partial fields of view, and clutter around the head (uterus, amniotic fluid, fetal body,",
+        "maternal tissue). The axis networks learn with a curriculum: their samples start as T2-like contrast without",
+        "clutter or degradation and reach the full randomisation above after `curriculum` × steps (see the table).",
+        f"Held out of training for the evaluation: {', '.join(HELD_OUT)}.",
+        "",
+        "Reproduce: `mrmotion train-pose --atlases ../shared/data/fetal_atlas_spina_bifida -o src/mrmotion/weights`",
+        "(stages in this order; a stage stopped part-way continues with `--resume`; one trained in two goes, e.g.",
+        "400 steps then extended, is reproduced by `--steps 400` then `--resume` with the longer default).",
+        "",
+        "| file | role | parameters | size | cube | steps × batch | lr, curriculum | CPU time | validation |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, (config, filename) in SHIPPED.items():
+        path = folder / filename
+        if not path.is_file():
+            lines.append(
+                f"| {filename} | {ROLES[name]} | not trained yet | | | {config.steps} × {config.batch} | | | |"
+            )
+            continue
+        meta = _metadata(path)
+        summary, used = meta["summary"], meta["config"]
+        history = _validation(path.with_suffix(".log.csv"))
+        unit = "mean Dice" if used.get("stage") == "localiser" else "median rotation error, degrees"
+        last = f"{history[-1][1]:.3g} ({unit}, step {history[-1][0]})" if history else "—"
+        lines.append(
+            f"| {filename} | {ROLES[name]} | {meta['parameters']:,} | {meta['bytes'] / 1e3:.0f} kB | "
+            f"{used.get('size', '?')}³ | {summary.get('steps', '?')} × {used.get('batch', '?')} | "
+            f"{used.get('learning_rate', '?')}, {used.get('curriculum', 0)} | "
+            f"{summary.get('seconds', 0) / 60:.0f} min | {last} |"
+        )
+    lines += ["", "Validation history (24 synthetic volumes of the training atlases, fixed seed):", ""]
+    for name, (_, filename) in SHIPPED.items():
+        history = _validation((folder / filename).with_suffix(".log.csv"))
+        if history:
+            lines.append(f"- {name}: " + ", ".join(f"{step}: {value:.3g}" for step, value in history))
+    if benchmark is not None and benchmark.is_file():
+        results = json.loads(benchmark.read_text())
+        lines += [
+            "",
+            f"Held-out evaluation (`{benchmark.name}`, from `python benchmarks/pose.py`):",
+            "",
+            "| method | volumes | rotation median (°) | p95 (°) | failures > 30° | translation med. (mm) | s/vol |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for method, s in results["summary"].items():
+            lines.append(
+                f"| {method} | {s['count']} | {s['rotation_median_deg']:.1f} | {s['rotation_p95_deg']:.1f} | "
+                f"{100 * s['failures']:.1f}% | {s['translation_median_mm']:.1f} | {s['seconds_per_volume']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_card(folder: Path, benchmark: Path | None = None) -> Path:
+    """Write ``folder/pose_card.md`` (atomically)."""
+    return write_text_atomic(folder / "pose_card.md", card_text(folder, benchmark))
