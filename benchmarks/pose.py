@@ -195,7 +195,7 @@ def main() -> None:
     console = Console(record=True, width=150)
     models = {
         "ours (E(3)-equivariant)": PoseModel.load(arch="equivariant"),
-        "CNN (same size, same training)": PoseModel.load(arch="cnn"),
+        "CNN (similar size, same data and loss)": PoseModel.load(arch="cnn"),
     }
     records: dict[str, dict[str, list]] = {
         name: {"errors": [], "seconds": []} for name in [*models, "registration (SimpleITK, 24 starts)"]

@@ -80,6 +80,13 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
             f"{used.get('learning_rate', '?')}, {used.get('curriculum', 0)} | "
             f"{summary.get('seconds', 0) / 60:.0f} min | {last} |"
         )
+    axes_history = _validation((folder / SHIPPED["axes"][1]).with_suffix(".log.csv"))
+    if axes_history and axes_history[-1][1] > 30:
+        lines += [
+            "",
+            f"**Status: the axis network is not trained to a usable accuracy** (validation median rotation "
+            f"error {axes_history[-1][1]:.0f}°, chance is about 126°): its orientations must not be used yet.",
+        ]
     lines += ["", "Validation history (24 synthetic volumes of the training atlases, fixed seed):", ""]
     for name, (_, filename) in SHIPPED.items():
         history = _validation((folder / filename).with_suffix(".log.csv"))
