@@ -216,7 +216,7 @@ def train_pose(
 ) -> None:
     """Train the pose networks on synthetic volumes made from the atlases (and the adult MNI152 template).
 
-    Reproduces the shipped weights (src/mrmotion/weights/pose_card.md lists steps, time and metrics). Atlases named
+    Reproduces the shipped weights (src/mrmotion/weights/README.md lists steps, time and metrics). Atlases named
     in mrmotion.pose.train.HELD_OUT are kept out for the evaluation. About an hour on 2 CPU cores.
     """
     from rich.progress import Progress
@@ -249,7 +249,7 @@ def train_pose(
     from mrmotion.pose.card import write_card
 
     write_card(output)
-    console.print(f"wrote weights and pose_card.md to {output}")
+    console.print(f"wrote weights and README.md to {output}")
 
 
 @app.command("motion-report")

@@ -1,4 +1,4 @@
-"""The card of the shipped pose weights (``weights/pose_card.md``): data, configuration, steps, time, metrics.
+"""The card of the shipped pose weights (``weights/README.md``): data, configuration, steps, time, metrics.
 
 Written from what the files themselves hold — each safetensors file's configuration and summary, its training log,
 and the last pose benchmark's results if there are some — so the card cannot drift from the weights.
@@ -59,6 +59,11 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         "(stages in this order; a stage stopped part-way continues with `--resume`; one trained in two goes, e.g.",
         "400 steps then extended, is reproduced by `--steps 400` then `--resume` with the longer default).",
         "",
+        "Files of each network here: `<name>.safetensors` (the weights, configuration in its metadata),",
+        "`<name>.ckpt` (checkpoint with optimiser state, for `train-pose --resume`) and `<name>.log.csv`",
+        "(training log: step, seconds, learning rate, loss, validation every 100 steps), for pose_localiser,",
+        "pose_axes and pose_axes_cnn.",
+        "",
         "| file | role | parameters | size | cube | steps × batch | lr, curriculum | CPU time | validation |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -110,5 +115,5 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
 
 
 def write_card(folder: Path, benchmark: Path | None = None) -> Path:
-    """Write ``folder/pose_card.md`` (atomically)."""
-    return write_text_atomic(folder / "pose_card.md", card_text(folder, benchmark))
+    """Write ``folder/README.md`` (atomically)."""
+    return write_text_atomic(folder / "README.md", card_text(folder, benchmark))
