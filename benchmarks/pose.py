@@ -346,7 +346,7 @@ def main() -> None:
     from mrmotion.pose.estimate import weights_folder
 
     write_card(weights_folder(), RESULTS / f"{stem}.json")
-    console.print(f"wrote {RESULTS / stem}.txt/.json/.png and the card {weights_folder() / 'README.md'}")
+    console.print(f"wrote {RESULTS / stem}.txt/.json/.png and the card {weights_folder() / 'pose_card.md'}")
 
 
 if __name__ == "__main__":

@@ -216,5 +216,5 @@ def test_train_pose_runs_resumes_and_extends(tmp_path):
 
     network, config = _load(weights)
     assert config["arch"] == "cnn" and config["steps"] == 3
-    card = (tmp_path / "README.md").read_text()
+    card = (tmp_path / "pose_card.md").read_text()
     assert "pose_axes_cnn.safetensors" in card and "3 × 8" in card and "not trained yet" in card

@@ -1,4 +1,4 @@
-"""The card of the shipped pose weights (``weights/README.md``): data, configuration, steps, time, metrics.
+"""The card of the shipped pose weights (``weights/pose_card.md``): data, configuration, steps, time, metrics.
 
 Written from what the files themselves hold — each safetensors file's configuration and summary, its training log,
 and the last pose benchmark's results if there are some — so the card cannot drift from the weights.
@@ -115,5 +115,5 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
 
 
 def write_card(folder: Path, benchmark: Path | None = None) -> Path:
-    """Write ``folder/README.md`` (atomically)."""
-    return write_text_atomic(folder / "README.md", card_text(folder, benchmark))
+    """Write ``folder/pose_card.md`` (atomically)."""
+    return write_text_atomic(folder / "pose_card.md", card_text(folder, benchmark))

@@ -1,0 +1,1 @@
+"""Learned motion correction: hierarchical VQ-VAE, autoregressive prior over its codes, guided inference."""

@@ -1,0 +1,113 @@
+"""The card of the learned-correction weights (``weights/correct_card.md``): data, steps, time, code usage, metrics.
+
+Written from what the files hold — each safetensors file's configuration and summary, its training log, and the
+last ``benchmarks/learned_correction.py`` results if given — so the card cannot drift from the weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from mrmotion.io.files import write_text_atomic
+from mrmotion.learn import data
+from mrmotion.learn.train import SHIPPED
+
+ROLES = {
+    "vqvae": "hierarchical VQ-VAE: corrupted slice → top (1/8) and bottom (1/4) codes → clean slice",
+    "prior": "autoregressive PixelCNN priors p(top) · p(bottom | top) over the codes of motion-free slices",
+    "unet": "baseline: U-Net of about the same size, trained directly corrupted → clean (same pairs, same steps)",
+}
+VALIDATION = {"vqvae": "SSIM", "unet": "SSIM", "prior": "NLL, nats per code"}
+
+
+def _metadata(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        count = sum(handle.get_tensor(key).numel() for key in handle.keys())
+    return {
+        "config": json.loads(metadata.get("config", "{}")),
+        "summary": json.loads(metadata.get("summary", "{}")),
+        "parameters": count,
+        "bytes": path.stat().st_size,
+    }
+
+
+def _log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        return [row for row in csv.DictReader(handle) if row["validation"]]
+
+
+def card_text(folder: Path, benchmark: Path | None = None) -> str:
+    """The card as Markdown, from the weights in ``folder`` and an optional benchmark JSON."""
+    lines = [
+        "# Learned-correction weights",
+        "",
+        "Trained on 2-D slices (128 × 128) corrupted by our own simulator (`mrmotion.learn.data`): axial, coronal",
+        "and sagittal slices of the adult MNI152 T1 template (nilearn) and of the fetal spina bifida atlases' T2",
+        "images (Fidon et al. 2021, CC0), contrast randomised (gamma, bias field), scanned in multi-coil Cartesian",
+        "k-space (1–8 coils; linear, centric, interleaved 2–8 shots or random order; SNR 20–40 dB) with exact",
+        "in-plane rigid motion, coil-combined (SENSE-1). 10% of the pairs are motion-free.",
+        f"Training motion: {', '.join(data.TRAIN_FAMILIES)} ({', '.join(data.TRAIN_SEVERITIES)}). Unseen in training,",
+        "for the evaluation: drift and periodic motion, and severe motion of every family.",
+        f"Held-out images: fetal atlases {', '.join(data.HELD_OUT_ATLASES)} and MNI152 axial slices",
+        f"{data.HELD_OUT_MNI_AXIAL.start}–{data.HELD_OUT_MNI_AXIAL.stop - 1} (the adult template is one subject, so",
+        "the adult part of the test is a weak test of new anatomy).",
+        "",
+        "Reproduce: `mrmotion train-correct --atlases ../shared/data/fetal_atlas_spina_bifida -o DIR` (stages vqvae,",
+        "unet, prior; the prior needs the VQ-VAE). Evaluate: `python benchmarks/learned_correction.py`.",
+        "",
+        "| file | role | parameters | size | steps × batch | lr | CPU time | last validation |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, (config, filename) in SHIPPED.items():
+        path = folder / filename
+        if not path.is_file():
+            lines.append(f"| {filename} | {ROLES[name]} | not trained yet | | {config.steps} × {config.batch} | | | |")
+            continue
+        meta = _metadata(path)
+        summary, used = meta["summary"], meta["config"]
+        history = _log(path.with_suffix(".log.csv"))
+        last = "—"
+        if history:
+            last = f"{float(history[-1]['validation']):.3f} ({VALIDATION[name]}, step {history[-1]['step']})"
+        lines.append(
+            f"| {filename} | {ROLES[name]} | {meta['parameters']:,} | {meta['bytes'] / 1e6:.1f} MB | "
+            f"{summary.get('steps', '?')} × {used.get('batch', '?')} | {used.get('learning_rate', '?')} | "
+            f"{summary.get('seconds', 0) / 60:.0f} min (1 thread) | {last} |"
+        )
+    vq_history = _log((folder / SHIPPED["vqvae"][1]).with_suffix(".log.csv"))
+    if vq_history:
+        lines += ["", "VQ-VAE code usage in training (last 50 batches; perplexity = effective number of codes):", ""]
+        lines += ["| step | top perplexity | top dead | bottom perplexity | bottom dead | validation SSIM |"]
+        lines += ["| --- | --- | --- | --- | --- | --- |"]
+        shown = vq_history[:: max(1, len(vq_history) // 8)] + ([vq_history[-1]] if len(vq_history) > 1 else [])
+        for row in dict((r["step"], r) for r in shown).values():
+            lines.append(
+                f"| {row['step']} | {float(row['top_perplexity']):.0f} | {100 * float(row['top_dead']):.0f}% | "
+                f"{float(row['bottom_perplexity']):.0f} | {100 * float(row['bottom_dead']):.0f}% | "
+                f"{float(row['validation']):.3f} |"
+            )
+    if benchmark is not None and benchmark.is_file():
+        results = json.loads(benchmark.read_text())
+        lines += [
+            "",
+            f"Held-out evaluation, unseen motion families (drift, periodic), moderate (`{benchmark.name}`, "
+            f"{results['pairs']} pairs per family):",
+            "",
+            "| method | SSIM | PSNR (dB) | NRMSE |",
+            "| --- | --- | --- | --- |",
+        ]
+        for method, s in results.get("unseen_moderate", {}).items():
+            lines.append(f"| {method} | {s['ssim']:.3f} | {s['psnr_db']:.2f} | {s['nrmse']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_card(folder: Path, benchmark: Path | None = None) -> Path:
+    """Write ``folder/correct_card.md`` (atomically)."""
+    return write_text_atomic(folder / "correct_card.md", card_text(folder, benchmark))

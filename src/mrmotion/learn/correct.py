@@ -1,0 +1,96 @@
+"""Learned motion correction of 2-D and 3-D magnitude images, slice by slice.
+
+A 3-D image is corrected slice-wise along its last (slice) axis. Each slice is divided by its own 99.5th
+percentile (the training normalisation), padded to a square and resampled to the model's working grid
+(``learn.data.WORKING_SIZE`` pixels), corrected by guided inference (:mod:`mrmotion.learn.guided`), resampled back,
+cropped, and multiplied by its scale again; the output has the input's shape and intensity scale. Slices larger
+than the working grid lose in-plane detail in this round trip (the model was trained at ~1–2 mm pixels).
+
+Refused with a reason: 1-D or 4-D arrays, empty or all-zero images, NaN or infinite voxels, and images with many
+negative values (the model expects magnitudes: more than 1% of voxels below −5% of the maximum). Complex images
+are taken as their magnitude.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from mrmotion.errors import MrMotionError
+from mrmotion.learn.data import normalise, to_working_grid
+from mrmotion.learn.guided import correct_batch
+from mrmotion.learn.model import CorrectionModel, default_model
+
+#: prior strength used when none is given (chosen on training-family validation pairs: benchmarks/learned_correction.py
+#: --sweep).
+DEFAULT_PRIOR_STRENGTH = 1.0
+
+
+def check_magnitude_image(data: np.ndarray) -> np.ndarray:
+    """The image as float64 magnitudes (2-D or 3-D), or a clear :class:`MrMotionError`."""
+    array = np.asarray(data)
+    if array.ndim not in (2, 3):
+        raise MrMotionError(f"expected a 2-D image or a 3-D volume, got {array.ndim}-D with shape {array.shape}")
+    if array.size == 0:
+        raise MrMotionError(f"the image is empty (shape {array.shape})")
+    array = np.abs(array) if np.iscomplexobj(array) else array.astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    if bad:
+        raise MrMotionError(f"the image has {bad} NaN or infinite voxel(s)")
+    peak = float(np.max(np.abs(array)))
+    if peak == 0:
+        raise MrMotionError("the image is all zeros: nothing to correct")
+    negative = float(np.mean(array < -0.05 * peak))
+    if negative > 0.01:
+        raise MrMotionError(
+            f"{100 * negative:.1f}% of the voxels are clearly negative: expected a magnitude image (|complex|)"
+        )
+    return np.clip(array, 0.0, None)
+
+
+def from_working_grid(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The inverse of :func:`~mrmotion.learn.data.to_working_grid`: resample to the padded square, then crop."""
+    side = max(shape)
+    square = ndimage.zoom(pixels, side / pixels.shape[0], order=1, grid_mode=True, mode="nearest")
+    x0, y0 = (side - shape[0]) // 2, (side - shape[1]) // 2
+    return square[x0 : x0 + shape[0], y0 : y0 + shape[1]]
+
+
+def correct_image(
+    data: np.ndarray,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    model: CorrectionModel | None = None,
+    batch: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """The motion-corrected image, float32, with the shape of ``data`` ((X, Y) or (X, Y, Z), slices along Z).
+
+    ``prior_strength`` weighs the prior of motion-free anatomy against the encoder (0: no guidance).
+    ``progress(done, total)`` is called after each batch of slices.
+    """
+    strength = float(prior_strength)
+    if not np.isfinite(strength) or strength < 0:
+        raise MrMotionError(f"prior strength must be a finite number ≥ 0, got {prior_strength!r}")
+    image = check_magnitude_image(data)
+    model = model or default_model()
+    volume = image[..., None] if image.ndim == 2 else image
+    out = np.zeros(volume.shape, dtype=np.float32)
+    slices = volume.shape[2]
+    for start in range(0, slices, batch):
+        indices = range(start, min(start + batch, slices))
+        inputs, scales = [], []
+        for index in indices:
+            normalised, scale = normalise(volume[:, :, index])
+            inputs.append(to_working_grid(normalised, 1.0)[0])
+            scales.append(scale)
+        tensor = torch.from_numpy(np.stack(inputs)[:, None].astype(np.float32))
+        corrected = correct_batch(model.vqvae, model.prior, tensor, strength)[:, 0].numpy()
+        for index, pixels, scale in zip(indices, corrected, scales, strict=True):
+            if np.any(volume[:, :, index] > 0):
+                out[:, :, index] = np.clip(from_working_grid(pixels, volume.shape[:2]), 0, None) * scale
+        if progress:
+            progress(indices[-1] + 1, slices)
+    return out[..., 0] if image.ndim == 2 else out

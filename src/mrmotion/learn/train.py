@@ -1,0 +1,274 @@
+"""Training of the learned correction: the hierarchical VQ-VAE, the autoregressive priors over its codes, and the
+same-size U-Net baseline, on pairs made by our simulator (:mod:`mrmotion.learn.data`).
+
+Stages, each a fixed number of Adam steps with a cosine learning rate:
+
+* ``vqvae``: corrupted → clean, L1 + the quantisers' commitment loss; code usage (perplexity, dead codes) logged;
+* ``unet``: the baseline, corrupted → clean, L1, on exactly the same pairs and steps;
+* ``prior``: cross-entropy of the top and bottom PixelCNN priors on the codes the trained VQ-VAE gives to the clean
+  images (motion-free anatomy), so it needs the ``vqvae`` weights first.
+
+Batches are drawn by a generator seeded with ``(seed, stage, step)`` and augmented with the eight flips/quarter
+turns of the square, so a resumed run gives the same weights as an uninterrupted one. The training pairs are built
+once (a few minutes) and cached as ``pairs.npz`` next to the weights. A checkpoint ``<output>.ckpt`` is written
+every 100 steps and ``--resume`` continues from it. Weights are safetensors with their configuration in the metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mrmotion.errors import MrMotionError
+from mrmotion.io.weights import write_weights
+from mrmotion.learn import data
+from mrmotion.learn.prior import CodePrior, PriorConfig
+from mrmotion.learn.unet import UNet
+from mrmotion.learn.vqvae import HierarchicalVQVAE, VQConfig, code_usage
+
+STAGES = ("vqvae", "unet", "prior")
+CHECKPOINT_EVERY = 100
+#: held-out pairs (sudden, moderate) scored every CHECKPOINT_EVERY steps.
+VALIDATION_COUNT = 48
+
+
+@dataclass(frozen=True)
+class CorrectConfig:
+    """What a training run does; written into the weights' metadata and the card."""
+
+    stage: str = "vqvae"
+    steps: int = 5000
+    batch: int = 8
+    learning_rate: float = 1e-3
+    seed: int = 0
+    pairs: int = 6000
+    clean_share: float = 0.1
+    threads: int = 1
+    vq: dict = field(default_factory=lambda: VQConfig().to_dict())
+    unet_width: int = 16
+    prior: dict = field(default_factory=lambda: PriorConfig().to_dict())
+
+
+def training_pairs(
+    atlas_root: str | Path | None, config: CorrectConfig, cache: Path, progress: Callable[[int], None] | None = None
+) -> dict[str, np.ndarray]:
+    """The training pairs of ``config`` (adult MNI152 slices, plus the fetal atlases' when ``atlas_root`` is
+    given), built with the training families and severities, or read from ``cache`` if it was built alike."""
+    key = json.dumps({"atlases": atlas_root is not None, "pairs": config.pairs, "seed": config.seed,
+                      "clean_share": config.clean_share, "families": data.TRAIN_FAMILIES,
+                      "severities": data.TRAIN_SEVERITIES})  # fmt: skip
+    if cache.is_file():
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key:
+                return {name: stored[name] for name in stored.files if name != "key"}
+    images = data.mni_slices("train") + (data.atlas_slices(atlas_root, "train") if atlas_root else [])
+    pairs = data.make_pairs(
+        images, config.pairs, data.TRAIN_FAMILIES, data.TRAIN_SEVERITIES, config.seed, config.clean_share, progress
+    )
+    temporary = cache.with_name(cache.name + ".tmp.npz")
+    np.savez(temporary, key=np.array(key), **pairs)
+    temporary.replace(cache)
+    return pairs
+
+
+def validation_pairs(atlas_root: str | Path | None, count: int = VALIDATION_COUNT, seed: int = 10_000) -> dict[str, np.ndarray]:
+    """Held-out images with the training motion (sudden, moderate): the number watched during training."""
+    images = data.mni_slices("test") + (data.atlas_slices(atlas_root, "test") if atlas_root else [])
+    return data.make_pairs(images, count, ("sudden",), ("moderate",), seed)
+
+
+def dihedral(images: torch.Tensor, which: int) -> torch.Tensor:
+    """One of the eight flips/quarter turns of the square (``which`` in 0…7) of (B, C, H, W) images."""
+    out = torch.rot90(images, which % 4, dims=(2, 3))
+    return torch.flip(out, dims=(3,)) if which >= 4 else out
+
+
+def _batch(pairs: dict[str, np.ndarray], config: CorrectConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng([config.seed, STAGES.index(config.stage), step])
+    chosen = rng.integers(len(pairs["clean"]), size=config.batch)
+    which = int(rng.integers(8))
+    corrupted = torch.from_numpy(pairs["corrupted"][chosen][:, None].astype(np.float32))
+    clean = torch.from_numpy(pairs["clean"][chosen][:, None].astype(np.float32))
+    return dihedral(corrupted, which), dihedral(clean, which)
+
+
+def make_network(config: CorrectConfig) -> torch.nn.Module:
+    """A fresh network for ``config.stage``."""
+    if config.stage == "vqvae":
+        return HierarchicalVQVAE(VQConfig(**config.vq))
+    if config.stage == "unet":
+        return UNet(config.unet_width)
+    if config.stage == "prior":
+        vq = VQConfig(**config.vq)
+        return CodePrior(PriorConfig(**config.prior), vq.top_codes, vq.bottom_codes)
+    raise MrMotionError(f"unknown stage {config.stage!r}: expected one of {', '.join(STAGES)}")
+
+
+@torch.no_grad()
+def encode_clean(vqvae: HierarchicalVQVAE, clean: np.ndarray, batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top and bottom codes the VQ-VAE gives to clean images (N, S, S): the prior's training data."""
+    vqvae.eval()
+    tops, bottoms = [], []
+    for start in range(0, len(clean), batch):
+        images = torch.from_numpy(clean[start : start + batch][:, None].astype(np.float32))
+        out = vqvae(images)
+        tops.append(out.top)
+        bottoms.append(out.bottom)
+    return torch.cat(tops), torch.cat(bottoms)
+
+
+def _loss(network, config: CorrectConfig, corrupted, clean, codes=None) -> tuple[torch.Tensor, dict]:
+    if config.stage == "vqvae":
+        out = network(corrupted)
+        l1 = F.l1_loss(out.image, clean)
+        return l1 + out.vq_loss, {"l1": l1.item(), "top": out.top, "bottom": out.bottom}
+    if config.stage == "unet":
+        l1 = F.l1_loss(network(corrupted), clean)
+        return l1, {"l1": l1.item()}
+    top, bottom = codes
+    top_logits, bottom_logits = network(top, bottom)
+    top_ce, bottom_ce = F.cross_entropy(top_logits, top), F.cross_entropy(bottom_logits, bottom)
+    return top_ce + bottom_ce, {"top_nll": top_ce.item(), "bottom_nll": bottom_ce.item()}
+
+
+def train(
+    config: CorrectConfig,
+    atlas_root: str | Path | None,
+    output: str | Path,
+    vqvae_weights: str | Path | None = None,
+    resume: bool = False,
+    progress: Callable[[int, int, dict], None] | None = None,
+    pairs_progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Train one stage and write ``output`` (safetensors); returns a summary for the card.
+
+    ``vqvae_weights`` (the trained VQ-VAE) is required for the ``prior`` stage.
+    """
+    from mrmotion.learn.model import load_vqvae
+
+    if config.stage not in STAGES:
+        raise MrMotionError(f"unknown stage {config.stage!r}: expected one of {', '.join(STAGES)}")
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    output = Path(output)
+    checkpoint = output.with_suffix(".ckpt")
+    pairs = training_pairs(atlas_root, config, output.parent / "pairs.npz", pairs_progress)
+    validation = validation_pairs(atlas_root, VALIDATION_COUNT)
+    network = make_network(config)
+    codes = None
+    if config.stage == "prior":
+        if vqvae_weights is None or not Path(vqvae_weights).is_file():
+            raise MrMotionError(f"the prior stage needs the trained VQ-VAE weights; not found: {vqvae_weights}")
+        vqvae = load_vqvae(vqvae_weights)
+        codes = encode_clean(vqvae, pairs["clean"])
+        validation_codes = encode_clean(vqvae, validation["clean"])
+    optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    start, elapsed = 0, 0.0
+    resumed = resume and checkpoint.is_file()
+    if resumed:
+        state = torch.load(checkpoint, weights_only=False)
+        same = {**state["config"], "steps": config.steps} == asdict(config) and config.steps >= state["step"]
+        if not same:
+            raise MrMotionError(f"{checkpoint}: written by a different configuration; remove it or match it")
+        network.load_state_dict(state["network"])
+        optimiser.load_state_dict(state["optimiser"])
+        start, elapsed = state["step"], state["seconds"]
+    log_path = output.with_suffix(".log.csv")
+    columns = ["step", "seconds", "learning_rate", "loss", "validation", "top_perplexity", "top_dead",
+               "bottom_perplexity", "bottom_dead"]  # fmt: skip
+    if resumed and log_path.is_file():  # drop rows written after the checkpoint
+        rows = log_path.read_text().splitlines()
+        log_path.write_text("\n".join([rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= start]) + "\n")
+    else:
+        log_path.write_text(",".join(columns) + "\n")
+    began = time.perf_counter() - elapsed
+    recent_top: list[torch.Tensor] = []
+    recent_bottom: list[torch.Tensor] = []
+    summary: dict = {}
+    with log_path.open("a", newline="") as log:
+        writer = csv.writer(log)
+        for step in range(start, config.steps):
+            rate = config.learning_rate * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+            for group in optimiser.param_groups:
+                group["lr"] = rate
+            network.train()
+            if config.stage == "prior":
+                rng = np.random.default_rng([config.seed, 2, step])
+                chosen = torch.from_numpy(rng.integers(len(codes[0]), size=config.batch))
+                loss, parts = _loss(network, config, None, None, (codes[0][chosen], codes[1][chosen]))
+            else:
+                corrupted, clean = _batch(pairs, config, step)
+                loss, parts = _loss(network, config, corrupted, clean)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            done = step + 1
+            row = {"step": done, "loss": loss.item()}
+            if config.stage == "vqvae":
+                recent_top, recent_bottom = recent_top[-49:] + [parts["top"]], recent_bottom[-49:] + [parts["bottom"]]
+            if done % CHECKPOINT_EVERY == 0 or done == config.steps:
+                if config.stage == "prior":
+                    row["validation"] = evaluate_prior(network, validation_codes)
+                else:
+                    row["validation"] = evaluate(network, validation)
+                if config.stage == "vqvae":
+                    vq = VQConfig(**config.vq)
+                    for name, recent, count in (("top", recent_top, vq.top_codes),
+                                                ("bottom", recent_bottom, vq.bottom_codes)):  # fmt: skip
+                        usage = code_usage(torch.cat(recent), count)
+                        row[f"{name}_perplexity"], row[f"{name}_dead"] = usage["perplexity"], usage["dead"]
+            seconds = time.perf_counter() - began
+            writer.writerow(
+                [done, f"{seconds:.1f}", f"{rate:.3g}", f"{loss.item():.5f}"]
+                + [f"{row[c]:.4f}" if c in row else "" for c in columns[4:]]
+            )
+            log.flush()
+            if done % CHECKPOINT_EVERY == 0 or done == config.steps:
+                state = {"network": network.state_dict(), "optimiser": optimiser.state_dict(), "step": done,
+                         "seconds": seconds, "config": asdict(config)}  # fmt: skip
+                torch.save(state, checkpoint.with_suffix(".tmp"))
+                checkpoint.with_suffix(".tmp").replace(checkpoint)
+            if progress:
+                progress(done, config.steps, row)
+            summary = {**summary, **row, "steps": done, "seconds": round(seconds, 1)}
+    write_weights(output, network, {"config": asdict(config), "summary": summary})
+    return summary
+
+
+@torch.no_grad()
+def evaluate(network: torch.nn.Module, validation: dict[str, np.ndarray]) -> float:
+    """Mean SSIM of the network's output against the clean images of the validation pairs."""
+    from mrmotion.report.metrics import image_quality
+
+    network.eval()
+    corrupted = torch.from_numpy(validation["corrupted"][:, None].astype(np.float32))
+    out = network(corrupted)
+    images = (out.image if hasattr(out, "image") else out)[:, 0].numpy()
+    network.train()
+    return float(np.mean([image_quality(i, c)["ssim"] for i, c in zip(images, validation["clean"], strict=True)]))
+
+
+@torch.no_grad()
+def evaluate_prior(network: torch.nn.Module, codes: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Mean negative log-likelihood (nats per code, top and bottom averaged) of held-out clean images' codes."""
+    network.eval()
+    top_logits, bottom_logits = network(*codes)
+    network.train()
+    return float((F.cross_entropy(top_logits, codes[0]) + F.cross_entropy(bottom_logits, codes[1])) / 2)
+
+
+#: the configuration and file name of each shipped network (``mrmotion train-correct`` reproduces them).
+SHIPPED = {
+    "vqvae": (CorrectConfig(stage="vqvae"), "correct_vqvae.safetensors"),
+    "unet": (CorrectConfig(stage="unet"), "correct_unet.safetensors"),
+    "prior": (CorrectConfig(stage="prior", steps=3000, batch=16), "correct_prior.safetensors"),
+}

@@ -1,0 +1,171 @@
+"""Training stages, resume, weights and card; the `correct` and `train-correct` commands on good and bad input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mrmotion.cli import app
+from mrmotion.errors import MrMotionError
+from mrmotion.learn import data, train
+from mrmotion.learn.card import write_card
+from mrmotion.learn.correct import correct_image
+from mrmotion.learn.model import FILES, CorrectionModel, load_unet
+from tests.learn.conftest import phantom
+
+runner = CliRunner()
+TINY = {"steps": 3, "batch": 2, "pairs": 6, "vq": {"channels": 16, "top_codes": 16, "bottom_codes": 16,
+                                                    "code_dim": 4, "commitment": 0.25},
+        "unet_width": 4, "prior": {"channels": 8, "layers": 1}}  # fmt: skip
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(autouse=True)
+def phantom_data(monkeypatch, phantom_slices):
+    """Phantom slices instead of the MNI template, so a training run takes seconds."""
+    monkeypatch.setattr(data, "mni_slices", lambda split, every=3: phantom_slices)
+    monkeypatch.setattr(train, "VALIDATION_COUNT", 3)
+    monkeypatch.setattr(train, "SHIPPED", {
+        name: (replace(config, **TINY), filename) for name, (config, filename) in train.SHIPPED.items()
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights")
+    with pytest.MonkeyPatch.context() as patch:
+        slices = [data.SliceImage(phantom(seed=s), 1.8, f"phantom:{s}") for s in range(3)]
+        patch.setattr(data, "mni_slices", lambda split, every=3: slices)
+        patch.setattr(train, "VALIDATION_COUNT", 3)
+        for stage in ("vqvae", "prior", "unet"):
+            config = replace(train.SHIPPED[stage][0], **TINY)
+            train.train(config, None, folder / FILES[stage], vqvae_weights=folder / FILES["vqvae"])
+    return folder
+
+
+def test_each_stage_writes_weights_log_and_card(tiny_weights):
+    for stage in ("vqvae", "prior", "unet"):
+        assert (tiny_weights / FILES[stage]).is_file()
+        log = (tiny_weights / FILES[stage]).with_suffix(".log.csv").read_text().splitlines()
+        assert log[0].startswith("step,seconds") and len(log) == 1 + TINY["steps"]
+        assert log[-1].split(",")[4] != ""  # validation on the last step
+    vq_last = (tiny_weights / FILES["vqvae"]).with_suffix(".log.csv").read_text().splitlines()[-1].split(",")
+    assert float(vq_last[5]) >= 1.0 and 0.0 <= float(vq_last[6]) <= 1.0  # top perplexity, dead share
+    card = write_card(tiny_weights).read_text()
+    for stage in ("vqvae", "prior", "unet"):
+        assert FILES[stage] in card
+    assert "code usage" in card and "drift" in card
+
+
+def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "CHECKPOINT_EVERY", 2)
+    config = replace(train.SHIPPED["unet"][0], **{**TINY, "steps": 4})
+    train.train(config, None, tmp_path / "straight.safetensors")
+
+    def stop(done, total, row):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.train(config, None, tmp_path / "resumed.safetensors", progress=stop)
+    assert not (tmp_path / "resumed.safetensors").exists()
+    train.train(config, None, tmp_path / "resumed.safetensors", resume=True)
+    a, b = load_unet(tmp_path / "straight.safetensors"), load_unet(tmp_path / "resumed.safetensors")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(x, y, msg=name)
+    assert len((tmp_path / "resumed.log.csv").read_text().splitlines()) == 5
+    with pytest.raises(MrMotionError, match="different configuration"):
+        train.train(replace(config, learning_rate=0.5), None, tmp_path / "resumed.safetensors", resume=True)
+
+
+def test_prior_stage_needs_the_vqvae_and_unknown_stages_are_refused(tmp_path):
+    with pytest.raises(MrMotionError, match="VQ-VAE"):
+        train.train(train.SHIPPED["prior"][0], None, tmp_path / "p.safetensors", vqvae_weights=tmp_path / "none")
+    with pytest.raises(MrMotionError, match="unknown stage"):
+        train.train(replace(train.SHIPPED["unet"][0], stage="gan"), None, tmp_path / "g.safetensors")
+
+
+def test_correct_image_keeps_shape_scale_and_empty_slices(tiny_weights):
+    model = CorrectionModel.load(tiny_weights)
+    volume = np.stack([phantom(96, seed=s)[:, :80] * 500 for s in range(3)], axis=-1)
+    volume[..., 1] = 0
+    out = correct_image(volume, 0.5, model)
+    assert out.shape == volume.shape and out.dtype == np.float32
+    assert np.all(out[..., 1] == 0) and np.all(out >= 0)
+    assert correct_image(volume[..., 0], 0.0, model).shape == (96, 80)
+
+
+def test_correct_image_puts_each_slice_back_where_and_as_bright_as_it_was(tiny_weights, monkeypatch):
+    """With a network that changes nothing, the pipeline (normalise, pad, resample, back) returns the input."""
+    from mrmotion.learn import correct
+
+    monkeypatch.setattr(correct, "correct_batch", lambda vqvae, prior, images, strength: images)
+    y, x = np.mgrid[0:100, 0:70]
+    volume = np.stack([700 * np.exp(-(((y - 40 - 5 * s) / 15) ** 2) - ((x - 30) / 12) ** 2) for s in range(3)], -1)
+    out = correct_image(volume, 1.0, CorrectionModel.load(tiny_weights))
+    assert np.abs(out - volume).max() < 0.03 * volume.max()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((4, 4, 4, 2)), "4-D"),
+        (np.zeros(5), "1-D"),
+        (np.zeros((0, 8)), "empty"),
+        (np.zeros((8, 8)), "all zeros"),
+        (np.where(np.eye(16) > 0, np.nan, 1.0), "NaN"),
+        (np.random.default_rng(0).normal(size=(16, 16)), "magnitude"),
+    ],
+)
+def test_correct_image_refuses_bad_input(tiny_weights, bad, message):
+    with pytest.raises(MrMotionError, match=message):
+        correct_image(bad, 1.0, CorrectionModel.load(tiny_weights))
+
+
+def test_correct_image_refuses_bad_strength(tiny_weights):
+    for strength in (-1.0, float("nan")):
+        with pytest.raises(MrMotionError, match="prior strength"):
+            correct_image(phantom(), strength, CorrectionModel.load(tiny_weights))
+
+
+def test_correct_command_writes_the_input_geometry_and_refuses_to_overwrite(tmp_path, tiny_weights):
+    affine = np.array([[0.9, 0, 0, -40], [0, 0.9, 0.1, -50], [0, -0.1, 3.0, 10], [0, 0, 0, 1]])
+    source = tmp_path / "in.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([phantom(64, s) for s in range(2)], -1).astype(np.float32), affine), source)
+    before = source.read_bytes()
+    out = tmp_path / "out.nii.gz"
+    result = invoke("correct", source, "-o", out, "--prior-strength", "0.5", "--weights", tiny_weights)
+    assert result.exit_code == 0, result.output
+    written = nib.load(out)
+    assert written.shape == (64, 64, 2)
+    np.testing.assert_allclose(written.affine, affine, atol=1e-5)
+    result = invoke("correct", source, "-o", source, "--weights", tiny_weights)
+    assert result.exit_code == 2 and "input" in result.output
+    assert source.read_bytes() == before
+    result = invoke("correct", tmp_path / "missing.nii.gz", "-o", tmp_path / "x.nii.gz", "--weights", tiny_weights)
+    assert result.exit_code == 2 and "missing.nii.gz" in result.output
+    (tmp_path / "corrupt.nii.gz").write_bytes(b"not nifti")
+    result = invoke("correct", tmp_path / "corrupt.nii.gz", "-o", tmp_path / "y.nii.gz", "--weights", tiny_weights)
+    assert result.exit_code == 2 and "corrupt.nii.gz" in result.output
+    result = invoke("correct", source, "-o", tmp_path / "z.nii.gz", "--weights", tmp_path / "nowhere")
+    assert result.exit_code == 2 and "weights not found" in result.output
+    result = invoke("correct", source, "-o", tmp_path / "w.png", "--weights", tiny_weights)
+    assert result.exit_code == 2 and ".nii" in result.output
+
+
+def test_train_correct_command(tmp_path):
+    result = invoke("train-correct", "-o", tmp_path, "--stage", "unet", "--steps", "2")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / FILES["unet"]).is_file() and (tmp_path / "correct_card.md").is_file()
+    assert invoke("train-correct", "-o", tmp_path / "none").exit_code == 2
+    result = invoke("train-correct", "-o", tmp_path, "--stage", "gan")
+    assert result.exit_code == 2 and "unknown stage" in result.output
+    assert invoke("train-correct", "-o", tmp_path, "--steps", "0").exit_code == 2
