@@ -80,7 +80,9 @@ def training_pairs(
     return pairs
 
 
-def validation_pairs(atlas_root: str | Path | None, count: int = VALIDATION_COUNT, seed: int = 10_000) -> dict[str, np.ndarray]:
+def validation_pairs(
+    atlas_root: str | Path | None, count: int = VALIDATION_COUNT, seed: int = 10_000
+) -> dict[str, np.ndarray]:
     """Held-out images with the training motion (sudden, moderate): the number watched during training."""
     images = data.mni_slices("test") + (data.atlas_slices(atlas_root, "test") if atlas_root else [])
     return data.make_pairs(images, count, ("sudden",), ("moderate",), seed)
