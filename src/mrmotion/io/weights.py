@@ -43,3 +43,54 @@ def read_weights(path: str | Path, build: Callable[[dict], torch.nn.Module], wha
         raise MrMotionError(f"{path}: not usable {what} weights ({type(error).__name__}: {error})") from None
     network.eval()
     return network, config
+
+
+def weights_metadata(path: str | Path) -> dict:
+    """What a weights file says about itself: ``config``, ``summary`` (JSON metadata), ``parameters``, ``bytes``."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        count = sum(handle.get_tensor(key).numel() for key in handle.keys())
+    return {
+        "config": json.loads(metadata.get("config", "{}")),
+        "summary": json.loads(metadata.get("summary", "{}")),
+        "parameters": count,
+        "bytes": path.stat().st_size,
+    }
+
+
+def save_checkpoint(
+    path: Path, network: torch.nn.Module, optimiser: torch.optim.Optimizer, step: int, seconds: float, config: dict
+) -> None:
+    """Write a training checkpoint (network, optimiser, step, elapsed seconds, configuration) atomically."""
+    state = {"network": network.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
+             "seconds": seconds, "config": config}  # fmt: skip
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    temporary.replace(path)
+
+
+def resume_checkpoint(
+    path: Path, network: torch.nn.Module, optimiser: torch.optim.Optimizer, config: dict
+) -> tuple[int, float]:
+    """Load a checkpoint into ``network`` and ``optimiser``; returns (step, elapsed seconds).
+
+    A run may be extended (``config["steps"]`` larger than the checkpoint's step; a cosine schedule then continues
+    over the new length); any other difference in the configuration is refused.
+    """
+    state = torch.load(path, weights_only=False)
+    if {**state["config"], "steps": config["steps"]} != config or config["steps"] < state["step"]:
+        raise MrMotionError(f"{path}: written by a different configuration; remove it or match {state['config']}")
+    network.load_state_dict(state["network"])
+    optimiser.load_state_dict(state["optimiser"])
+    return int(state["step"]), float(state["seconds"])
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop the rows of a CSV training log (first column: step) written after ``step`` (a run stopped between two
+    checkpoints and resumed from the earlier one)."""
+    rows = path.read_text().splitlines()
+    kept = [rows[0]] + [row for row in rows[1:] if int(row.split(",")[0]) <= step]
+    path.write_text("\n".join(kept) + "\n")

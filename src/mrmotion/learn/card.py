@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from mrmotion.io.files import write_text_atomic
+from mrmotion.io.weights import weights_metadata
 from mrmotion.learn import data
 from mrmotion.learn.train import SHIPPED
 
@@ -20,20 +21,6 @@ ROLES = {
     "unet": "baseline: U-Net of about the same size, trained directly corrupted → clean (same pairs, same steps)",
 }
 VALIDATION = {"vqvae": "SSIM", "unet": "SSIM", "prior": "NLL, nats per code"}
-
-
-def _metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        count = sum(handle.get_tensor(key).numel() for key in handle.keys())
-    return {
-        "config": json.loads(metadata.get("config", "{}")),
-        "summary": json.loads(metadata.get("summary", "{}")),
-        "parameters": count,
-        "bytes": path.stat().st_size,
-    }
 
 
 def _log(path: Path) -> list[dict]:
@@ -70,7 +57,7 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         if not path.is_file():
             lines.append(f"| {filename} | {ROLES[name]} | not trained yet | | {config.steps} × {config.batch} | | | |")
             continue
-        meta = _metadata(path)
+        meta = weights_metadata(path)
         summary, used = meta["summary"], meta["config"]
         history = _log(path.with_suffix(".log.csv"))
         last = "—"

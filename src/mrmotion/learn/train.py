@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mrmotion.errors import MrMotionError
-from mrmotion.io.weights import write_weights
+from mrmotion.io.weights import resume_checkpoint, save_checkpoint, truncate_log, write_weights
 from mrmotion.learn import data
 from mrmotion.learn.prior import CodePrior, PriorConfig
 from mrmotion.learn.unet import UNet
@@ -177,19 +177,12 @@ def train(
     start, elapsed = 0, 0.0
     resumed = resume and checkpoint.is_file()
     if resumed:
-        state = torch.load(checkpoint, weights_only=False)
-        same = {**state["config"], "steps": config.steps} == asdict(config) and config.steps >= state["step"]
-        if not same:
-            raise MrMotionError(f"{checkpoint}: written by a different configuration; remove it or match it")
-        network.load_state_dict(state["network"])
-        optimiser.load_state_dict(state["optimiser"])
-        start, elapsed = state["step"], state["seconds"]
+        start, elapsed = resume_checkpoint(checkpoint, network, optimiser, asdict(config))
     log_path = output.with_suffix(".log.csv")
     columns = ["step", "seconds", "learning_rate", "loss", "validation", "top_perplexity", "top_dead",
                "bottom_perplexity", "bottom_dead"]  # fmt: skip
-    if resumed and log_path.is_file():  # drop rows written after the checkpoint
-        rows = log_path.read_text().splitlines()
-        log_path.write_text("\n".join([rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= start]) + "\n")
+    if resumed and log_path.is_file():
+        truncate_log(log_path, start)
     else:
         log_path.write_text(",".join(columns) + "\n")
     began = time.perf_counter() - elapsed
@@ -235,10 +228,7 @@ def train(
             )
             log.flush()
             if done % CHECKPOINT_EVERY == 0 or done == config.steps:
-                state = {"network": network.state_dict(), "optimiser": optimiser.state_dict(), "step": done,
-                         "seconds": seconds, "config": asdict(config)}  # fmt: skip
-                torch.save(state, checkpoint.with_suffix(".tmp"))
-                checkpoint.with_suffix(".tmp").replace(checkpoint)
+                save_checkpoint(checkpoint, network, optimiser, done, seconds, asdict(config))
             if progress:
                 progress(done, config.steps, row)
             summary = {**summary, **row, "steps": done, "seconds": round(seconds, 1)}

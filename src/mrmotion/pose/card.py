@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from mrmotion.io.files import write_text_atomic
+from mrmotion.io.weights import weights_metadata
 from mrmotion.pose.train import HELD_OUT, SHIPPED
 
 ROLES = {
@@ -18,20 +19,6 @@ ROLES = {
     "axes": "head axes, O(3)-equivariant (e3nn): dense head coordinates → left–right pseudovector, anterior, superior",
     "cnn": "head axes, plain 3-D CNN of similar size (the non-equivariant comparison in benchmarks/pose.py)",
 }
-
-
-def _metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        count = sum(handle.get_tensor(key).numel() for key in handle.keys())
-    return {
-        "config": json.loads(metadata.get("config", "{}")),
-        "summary": json.loads(metadata.get("summary", "{}")),
-        "parameters": count,
-        "bytes": path.stat().st_size,
-    }
 
 
 def _validation(log: Path) -> list[tuple[int, float]]:
@@ -74,7 +61,7 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
                 f"| {filename} | {ROLES[name]} | not trained yet | | | {config.steps} × {config.batch} | | | |"
             )
             continue
-        meta = _metadata(path)
+        meta = weights_metadata(path)
         summary, used = meta["summary"], meta["config"]
         history = _validation(path.with_suffix(".log.csv"))
         unit = "mean Dice" if used.get("stage") == "localiser" else "median rotation error, degrees"

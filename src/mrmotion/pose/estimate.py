@@ -4,8 +4,8 @@
    brain probability → largest connected component → centroid and size (optionally refined, see
    :data:`SECOND_PASS` and :data:`REFINE_CENTRE`).
 2. **Axes** (:class:`~mrmotion.pose.networks.EquivariantAxesNet`): a 17³ cube around the brain (brain ≈ 60% of its
-   side) → head coordinates of every voxel → left–right pseudovector, anterior and superior vectors →
-   :func:`~mrmotion.pose.frames.rotation_from_axes`.
+   side) → head coordinates of every voxel → the proper rotation that best maps them onto the voxel positions
+   (Kabsch, :class:`~mrmotion.pose.networks.CoordinateAxes`; left–right sign fixed by det = +1).
 
 Output: :class:`PoseEstimate`, with ``scanner_from_head`` (head frame: origin at the brain centroid, axes left,
 posterior, superior; scanner LPS mm) and a confidence in [0, 1] = (localiser's mean probability over the brain) ×
@@ -17,7 +17,6 @@ much finer than the cube, so large volumes cost little memory).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,8 +26,9 @@ import torch
 from scipy import ndimage
 
 from mrmotion.errors import MrMotionError
+from mrmotion.io.weights import read_weights
 from mrmotion.pose import synth
-from mrmotion.pose.frames import brain_centre, brain_size_mm, rotation_from_axes
+from mrmotion.pose.frames import brain_centre, brain_size_mm
 from mrmotion.pose.train import make_network
 
 LOCALISER_SIZE = 48
@@ -57,23 +57,10 @@ class PoseEstimate:
 
 
 def _load(path: Path) -> tuple[torch.nn.Module, dict]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    def build(config: dict) -> torch.nn.Module:
+        return make_network(config["stage"], config.get("arch", "equivariant"))
 
-    if not path.is_file():
-        raise MrMotionError(f"{path}: pose weights not found (train them with `mrmotion train-pose`)")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        config = json.loads(metadata["config"])
-        network = make_network(config["stage"], config.get("arch", "equivariant"))
-        network.load_state_dict(load_file(str(path)))
-    except MrMotionError:
-        raise
-    except Exception as error:
-        raise MrMotionError(f"{path}: not usable pose weights ({type(error).__name__}: {error})") from None
-    network.eval()
-    return network, config
+    return read_weights(path, build, "pose", "mrmotion train-pose")
 
 
 def weights_folder() -> Path:
@@ -220,7 +207,7 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     cube, _ = resample_to_cube(data, scanner_from_voxel, found["centre"], side, model.axes_size)
     volume = torch.from_numpy(synth.normalise_intensity(cube))[None, None]
     axes = model.axes(volume)
-    rotation = rotation_from_axes(*(axes[k][0].numpy() for k in ("left", "anterior", "superior")))
+    rotation = axes["rotation"][0].double().numpy()  # Kabsch: columns left, posterior, superior in the scanner
     low, high = PLAUSIBLE_SIZE_MM
     plausible = (
         1.0

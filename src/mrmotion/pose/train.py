@@ -12,7 +12,6 @@ Weights are written as safetensors with their configuration in the metadata; :mo
 from __future__ import annotations
 
 import csv
-import json
 import math
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from mrmotion.errors import MrMotionError
+from mrmotion.io.weights import resume_checkpoint, save_checkpoint, truncate_log, write_weights
 from mrmotion.pose import synth
 from mrmotion.pose.networks import CnnAxesNet, EquivariantAxesNet, Localiser, axes_loss, coordinate_loss
 
@@ -121,8 +121,6 @@ def train(
 
     A checkpoint ``<output>.ckpt`` is written every 25 steps; with ``resume`` training continues from it.
     """
-    from safetensors.torch import save_file
-
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     output = Path(output)
@@ -134,25 +132,14 @@ def train(
     start, elapsed = 0, 0.0
     resumed = resume and checkpoint.is_file()
     if resumed:
-        state = torch.load(checkpoint, weights_only=False)
-        # a run may be extended (more steps: the cosine schedule continues from the new length); nothing else
-        same = {**state["config"], "steps": config.steps} == asdict(config) and config.steps >= state["step"]
-        if not same:
-            raise MrMotionError(
-                f"{checkpoint}: written by a different configuration; remove it or match {state['config']}"
-            )
-        network.load_state_dict(state["network"])
-        optimiser.load_state_dict(state["optimiser"])
-        start, elapsed = state["step"], state["seconds"]
+        start, elapsed = resume_checkpoint(checkpoint, network, optimiser, asdict(config))
     validation = [
         _batch(TrainConfig(**{**asdict(config), "seed": config.seed + 10_000}), fetal, adult, i) for i in range(3)
     ]
     log_path = Path(log_path) if log_path else output.with_suffix(".log.csv")
     new_log = not (resumed and log_path.is_file())
-    if not new_log:  # drop rows written after the checkpoint (a run stopped between two checkpoints)
-        rows = log_path.read_text().splitlines()
-        kept = [rows[0]] + [row for row in rows[1:] if int(row.split(",")[0]) <= start]
-        log_path.write_text("\n".join(kept) + "\n")
+    if not new_log:
+        truncate_log(log_path, start)
     log = log_path.open("w" if new_log else "a", newline="")
     writer = csv.writer(log)
     if new_log:
@@ -181,24 +168,12 @@ def train(
         writer.writerow([done, f"{seconds:.1f}", f"{rate:.3g}", f"{loss.item():.4f}", row.get("validation", "")])
         log.flush()
         if done % 25 == 0 or done == config.steps:
-            state = {
-                "network": network.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "step": done,
-                "seconds": seconds,
-                "config": asdict(config),
-            }
-            torch.save(state, checkpoint.with_suffix(".tmp"))
-            checkpoint.with_suffix(".tmp").replace(checkpoint)
+            save_checkpoint(checkpoint, network, optimiser, done, seconds, asdict(config))
         if progress:
             progress(done, config.steps, row)
         summary = {"steps": done, "seconds": round(seconds, 1), "final_loss": loss.item(), **row}
     log.close()
-    metadata = {"config": json.dumps(asdict(config)), "summary": json.dumps(summary)}
-    tensors = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
-    temporary = output.with_name(output.name + ".tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    temporary.replace(output)
+    write_weights(output, network, {"config": asdict(config), "summary": summary})
     return summary
 
 
