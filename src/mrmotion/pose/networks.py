@@ -156,6 +156,13 @@ class CoordinateAxes(nn.Module):
     positions r relative to their weighted centroid and coordinates z, the axes are ``Σ w z_j r``: left–right a
     pseudovector (``0o × 1o = 1e``), posterior and superior vectors (``1o``). ``confidence`` is the weighted share of
     the positions' spread that the predicted coordinates, turned by the estimated axes, explain.
+
+    Two readings of the same sums: ``left``/``anterior``/``superior`` normalise each column (smooth, used by the
+    training loss), and ``rotation`` (B, 3, 3) is the Kabsch solution, the proper rotation nearest the matrix whose
+    columns are the three sums (its polar factor; the left–right column's sign chosen for det = +1). With exact
+    coordinates the columns are ``C·e_j`` (C the brain's second-moment matrix), which per-column normalisation
+    leaves tilted toward C's main axis; the polar factor of ``C·E`` is exactly ``E``. It is computed without
+    gradient (an SVD's gradient is unstable when singular values meet) and is what inference uses.
     """
 
     def forward(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -166,6 +173,8 @@ class CoordinateAxes(nn.Module):
         centre = (weights[:, None] * positions).sum(-1) / total  # (B, 3)
         relative = positions[None] - centre[:, :, None]  # (B, 3, V)
         coordinates = flat[:, 1:4]  # (B, 3 head axes, V)
+        # only coordinates relative to their weighted mean matter (the sums below are blind to an offset)
+        coordinates = coordinates - (weights[:, None] * coordinates).sum(-1, keepdim=True) / total[:, None]
         axes = torch.einsum("bjv,biv->bji", coordinates * weights[:, None], relative)  # row j: head axis j in scanner
         unit = {
             "left": nn.functional.normalize(axes[:, 0], dim=1, eps=1e-8),
@@ -179,7 +188,19 @@ class CoordinateAxes(nn.Module):
         misfit = torch.minimum(((fitted - relative) ** 2).sum(1), ((flipped - relative) ** 2).sum(1))
         spread = ((relative**2).sum(1) * weights).sum(-1).clamp_min(1e-9)
         confidence = (1 - (misfit * weights).sum(-1) / spread).clamp(0, 1) * (weights.mean(-1) > 1e-3)
-        return {**unit, "centre": centre, "weights": weights, "confidence": confidence}
+        return {**unit, "centre": centre, "weights": weights, "confidence": confidence, "rotation": kabsch(axes)}
+
+
+@torch.no_grad()
+def kabsch(axes: torch.Tensor) -> torch.Tensor:
+    """Proper rotation (B, 3, 3, float64) nearest the matrix with columns ``axes[:, j]`` (left, posterior, superior sums),
+    flipping the left–right column when needed for det = +1 (that axis is known up to sign)."""
+    matrix = axes.transpose(1, 2).double()
+    u, _, vt = torch.linalg.svd(matrix)
+    rotation = u @ vt
+    flip = torch.ones(len(axes), 3, dtype=rotation.dtype)
+    flip[:, 0] = torch.linalg.det(rotation).sign().where(torch.linalg.det(rotation) != 0, torch.ones(()))
+    return rotation * flip[:, None, :]  # float64: orthonormal to 1e-15
 
 
 def axes_loss(pooled: dict[str, torch.Tensor], left: torch.Tensor, anterior: torch.Tensor, superior: torch.Tensor):
@@ -194,13 +215,20 @@ def coordinate_loss(output: torch.Tensor, brain: torch.Tensor, coordinates: torc
     """Dense part of the training loss: binary cross-entropy of the weight logit against the brain fraction, and
     L1 of the head coordinates inside the brain (left–right compared up to one sign per volume).
 
+    Coordinates are compared after removing each one's brain-weighted mean, predicted and true alike: the axes
+    (:class:`CoordinateAxes`) do not depend on a constant offset, and the offset — where the brain's centre lies in
+    the cube — is a global quantity a local network cannot see; asking for it only adds noise to the gradients.
+
     ``output`` ``(B, 4, m, m, m)``; ``brain`` ``(B, m, m, m)`` in [0, 1]; ``coordinates`` ``(B, 3, m, m, m)``.
     """
     weight = nn.functional.binary_cross_entropy_with_logits(output[:, 0], brain)
     mass = brain.sum((1, 2, 3)).clamp_min(1e-6)
 
+    def centred(a: torch.Tensor) -> torch.Tensor:
+        return a - ((a * brain).sum((1, 2, 3)) / mass)[:, None, None, None]
+
     def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return ((a - b).abs() * brain).sum((1, 2, 3)) / mass
+        return ((centred(a) - centred(b)).abs() * brain).sum((1, 2, 3)) / mass
 
     left = torch.minimum(l1(output[:, 1], coordinates[:, 0]), l1(output[:, 1], -coordinates[:, 0]))
     rest = l1(output[:, 2], coordinates[:, 1]) + l1(output[:, 3], coordinates[:, 2])

@@ -326,6 +326,12 @@ class RotationSample:
 BRAIN_SHARE_OF_CUBE = 0.6
 
 
+#: the cube around the brain is off by this share of its side (standard deviation per axis), as the localiser is.
+CENTRE_JITTER = 0.05
+#: and its side is off by up to this factor (uniform in 1 ± SCALE_JITTER), as the localiser's brain size is.
+SCALE_JITTER = 0.15
+
+
 def rotation_sample(
     subject: Subject, rng: np.random.Generator, size: int = 17, fetal: bool = True, difficulty: float = 1.0
 ) -> RotationSample:
@@ -338,8 +344,8 @@ def rotation_sample(
     pose = np.eye(4)
     pose[:3, :3] = rotation
     pose[:3, 3] = rng.uniform(-40, 40, 3)
-    side = subject.brain_size / BRAIN_SHARE_OF_CUBE * rng.uniform(0.85, 1.15)
-    centre = pose[:3, 3] + rng.normal(0, 0.05 * side, 3)  # the localiser is not exact
+    side = subject.brain_size / BRAIN_SHARE_OF_CUBE * rng.uniform(1 - SCALE_JITTER, 1 + SCALE_JITTER)
+    centre = pose[:3, 3] + rng.normal(0, CENTRE_JITTER * side, 3)  # the localiser is not exact
     grid = cube_grid(centre, side, size)
     voxel = side / size
     intensities = random_intensities(subject, rng, difficulty)
