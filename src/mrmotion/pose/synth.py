@@ -326,26 +326,28 @@ class RotationSample:
 BRAIN_SHARE_OF_CUBE = 0.6
 
 
-#: the cube around the brain is off by this share of its side (standard deviation per axis), as the localiser is.
-CENTRE_JITTER = 0.05
-#: and its side is off by up to this factor (uniform in 1 ± SCALE_JITTER), as the localiser's brain size is.
-SCALE_JITTER = 0.15
-
-
 def rotation_sample(
-    subject: Subject, rng: np.random.Generator, size: int = 17, fetal: bool = True, difficulty: float = 1.0
+    subject: Subject,
+    rng: np.random.Generator,
+    size: int = 17,
+    fetal: bool = True,
+    difficulty: float = 1.0,
+    centre_jitter: float = 0.05,
+    scale_jitter: float = 0.15,
 ) -> RotationSample:
     """A random pose (rotation uniform over SO(3)) rendered into a cube centred near the brain, degraded.
 
     ``difficulty`` in [0, 1] (a curriculum): at 0 a T2-like contrast, no clutter and only noise; at 1 random
-    contrasts half of the time, clutter 80% of the time and every degradation of :func:`degrade`.
+    contrasts half of the time, clutter 80% of the time and every degradation of :func:`degrade`. The cube's centre
+    is off the brain's by ``centre_jitter`` × its side (standard deviation per axis) and its side off the nominal
+    (brain size / :data:`BRAIN_SHARE_OF_CUBE`) by a factor uniform in 1 ± ``scale_jitter``, as a localiser's are.
     """
     rotation = random_rotation(rng)
     pose = np.eye(4)
     pose[:3, :3] = rotation
     pose[:3, 3] = rng.uniform(-40, 40, 3)
-    side = subject.brain_size / BRAIN_SHARE_OF_CUBE * rng.uniform(1 - SCALE_JITTER, 1 + SCALE_JITTER)
-    centre = pose[:3, 3] + rng.normal(0, CENTRE_JITTER * side, 3)  # the localiser is not exact
+    side = subject.brain_size / BRAIN_SHARE_OF_CUBE * rng.uniform(1 - scale_jitter, 1 + scale_jitter)
+    centre = pose[:3, 3] + rng.normal(0, centre_jitter * side, 3)
     grid = cube_grid(centre, side, size)
     voxel = side / size
     intensities = random_intensities(subject, rng, difficulty)

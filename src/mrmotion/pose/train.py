@@ -43,6 +43,8 @@ class TrainConfig:
     adult_share: float = 0.2
     size: int = 17  # cube side in voxels (axes: 17 = 2⁴+1, so stride-2 levels stay centred; localiser: 48)
     curriculum: float = 0.0  # share of the steps over which the difficulty of the axes samples rises from 0 to 1
+    centre_jitter: float = 0.05  # axes cubes: centre off the brain's by this share of the side (s.d. per axis)
+    scale_jitter: float = 0.15  # axes cubes: side off the nominal by a factor uniform in 1 ± this
     threads: int = 2
 
 
@@ -76,7 +78,11 @@ def _batch(config: TrainConfig, fetal: list[synth.Subject], adult: synth.Subject
         if config.stage == "axes":
             ramp = config.curriculum * config.steps
             difficulty = min(1.0, step / ramp) if ramp > 0 else 1.0
-            samples.append(synth.rotation_sample(subject, rng, config.size, not use_adult, difficulty))
+            samples.append(
+                synth.rotation_sample(
+                    subject, rng, config.size, not use_adult, difficulty, config.centre_jitter, config.scale_jitter
+                )
+            )
         else:
             samples.append(synth.localiser_sample(subject, rng, size=config.size, fetal=not use_adult))
     volume = torch.from_numpy(np.stack([s.volume for s in samples])[:, None])
