@@ -282,6 +282,19 @@ def correct_command(
     console.print(f"wrote {output}")
 
 
+def _training_status(row: dict) -> str:
+    """Loss, and at validation steps the validation number and the VQ-VAE's code usage (perplexity, dead share)."""
+    text = f"loss {row['loss']:.4f}"
+    if "validation" in row:
+        text += f", validation {row['validation']:.3f}"
+    if "top_perplexity" in row:
+        text += (
+            f", codes used: top {row['top_perplexity']:.0f} ({100 * row['top_dead']:.0f}% dead), "
+            f"bottom {row['bottom_perplexity']:.0f} ({100 * row['bottom_dead']:.0f}% dead)"
+        )
+    return text
+
+
 @app.command("train-correct")
 @_reports_errors
 def train_correct(
@@ -321,7 +334,7 @@ def train_correct(
             summary = train(
                 config, atlases, output / filename, vqvae_weights=output / SHIPPED["vqvae"][1], resume=resume,
                 progress=lambda done, total, row, task=task, name=name: bar.update(
-                    task, completed=done, description=f"{name} loss {row['loss']:.4f}"
+                    task, completed=done, description=f"{name} {_training_status(row)}"
                 ),
                 pairs_progress=lambda n, t=pairs_task: bar.update(t, advance=n),
             )  # fmt: skip
@@ -484,7 +497,8 @@ def demo(
 
     The session: a 12-pose calibration scan, 60 s of tracked head motion at 10 Hz (drift, nodding, one sudden
     turn) and 24 axial-oblique slices. Steps: calibrate the tracker, compute per-slice motion and prospective
-    updates, report the motion, and compare with the known ground truth (summary.json).
+    updates, report the motion, simulate the scan of a moving MNI152 head, reconstruct it with the tracked motion,
+    correct it with the learned model, and compare with the known ground truth (summary.json, report.html).
     """
     from mrmotion.demo.run import run_demo
 

@@ -193,8 +193,8 @@ class CoordinateAxes(nn.Module):
 
 @torch.no_grad()
 def kabsch(axes: torch.Tensor) -> torch.Tensor:
-    """Proper rotation (B, 3, 3, float64) nearest the matrix with columns ``axes[:, j]`` (left, posterior, superior sums),
-    flipping the left–right column when needed for det = +1 (that axis is known up to sign)."""
+    """Proper rotation (B, 3, 3, float64) nearest the matrix whose columns are ``axes[:, j]`` (the left, posterior
+    and superior sums), flipping the left–right column when needed for det = +1 (that axis is known up to sign)."""
     matrix = axes.transpose(1, 2).double()
     u, _, vt = torch.linalg.svd(matrix)
     rotation = u @ vt
