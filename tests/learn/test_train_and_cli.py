@@ -103,6 +103,14 @@ def test_correct_image_keeps_shape_scale_and_empty_slices(tiny_weights):
     assert correct_image(volume[..., 0], 0.0, model).shape == (96, 80)
 
 
+def test_intensities_far_outside_training_are_normalised_not_refused(tiny_weights):
+    model = CorrectionModel.load(tiny_weights)
+    image = phantom(64)
+    reference = correct_image(image, 0.5, model)
+    for factor in (1e-6, 1e6):
+        np.testing.assert_allclose(correct_image(image * factor, 0.5, model), reference * factor, rtol=1e-4, atol=0)
+
+
 def test_correct_image_puts_each_slice_back_where_and_as_bright_as_it_was(tiny_weights, monkeypatch):
     """With a network that changes nothing, the pipeline (normalise, pad, resample, back) returns the input."""
     from mrmotion.learn import correct

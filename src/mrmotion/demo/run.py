@@ -209,6 +209,15 @@ def write_report(path: Path, summary: dict) -> Path:
             ["image vs motion-free template", "SSIM", "PSNR (dB)", "NRMSE"],
             [[name, value["ssim"], value["psnr_db"], value["nrmse"]] for name, value in scores.items()],
         )
-        report.figure("comparison.png", "Motion-free template, corrupted scan, and reconstruction with tracked motion.")
+        report.paragraph(
+            "The row 'learned' is the learned correction (`mrmotion correct`: hierarchical VQ-VAE guided by a prior "
+            "of motion-free anatomy) applied to the corrupted magnitude image slice by slice, with no knowledge of "
+            "the motion. It was trained on 2-D slices with in-plane motion (sudden jumps only), so this 3-D motion "
+            "is outside its training; see src/mrmotion/weights/correct_card.md for its measured quality."
+        )
+        report.figure(
+            "comparison.png",
+            "Motion-free template, corrupted scan, reconstruction with tracked motion, and the learned correction.",
+        )
         report.figure("scan/simulation.png", "The simulation: images, sample-time map and the motion trace.")
     return report.write(path)
