@@ -13,7 +13,7 @@ from mrmotion.io.nifti import read_image, write_image
 def correct_file(
     source: Path,
     output: Path,
-    prior_strength: float = 1.0,
+    prior_strength: float = 0.0,
     weights: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:

@@ -24,9 +24,11 @@ from mrmotion.learn.data import normalise, to_working_grid
 from mrmotion.learn.guided import correct_batch
 from mrmotion.learn.model import CorrectionModel, default_model
 
-#: prior strength used when none is given (chosen on training-family validation pairs: benchmarks/learned_correction.py
-#: --sweep).
-DEFAULT_PRIOR_STRENGTH = 1.0
+#: prior strength used when none is given: the best on training-family validation pairs
+#: (``python benchmarks/learned_correction.py --sweep``). With the shipped weights that is 0, no guidance: every
+#: strength tried (0.25–4, and re-ranking restricted to the 2–8 nearest codes) left SSIM unchanged or lower, also on
+#: the unseen motion families (benchmarks/results/learned_correction*.txt).
+DEFAULT_PRIOR_STRENGTH = 0.0
 
 
 def check_magnitude_image(data: np.ndarray) -> np.ndarray:
