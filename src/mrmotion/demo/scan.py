@@ -84,7 +84,7 @@ def run_scan_demo(output_dir: Path, session: SyntheticSession, scanner_from_came
         coil_model=RECON_COIL_MODEL,
         progress=lambda iteration, residual: step(f"  CG iteration {iteration}: relative residual {residual:.1e}"),
     )
-    step("learned correction of the corrupted image (VQ-VAE guided by its prior; no motion knowledge)")
+    step("learned correction of the corrupted image (hierarchical VQ-VAE, slice by slice; no motion knowledge)")
     learned = correct_file(scan_dir / "corrupted_magnitude.nii.gz", output_dir / "learned_correction.nii.gz")
     clean = np.asarray(nib.load(template).get_fdata())
     learned_data = np.asarray(nib.load(learned).get_fdata())
