@@ -159,6 +159,8 @@ def train(
 
     if config.stage not in STAGES:
         raise MrMotionError(f"unknown stage {config.stage!r}: expected one of {', '.join(STAGES)}")
+    if config.stage == "prior" and (vqvae_weights is None or not Path(vqvae_weights).is_file()):
+        raise MrMotionError(f"the prior stage needs the trained VQ-VAE weights; not found: {vqvae_weights}")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     output = Path(output)
@@ -168,8 +170,6 @@ def train(
     network = make_network(config)
     codes = None
     if config.stage == "prior":
-        if vqvae_weights is None or not Path(vqvae_weights).is_file():
-            raise MrMotionError(f"the prior stage needs the trained VQ-VAE weights; not found: {vqvae_weights}")
         vqvae = load_vqvae(vqvae_weights)
         codes = encode_clean(vqvae, pairs["clean"])
         validation_codes = encode_clean(vqvae, validation["clean"])
