@@ -26,8 +26,8 @@ from mrmotion.learn.model import CorrectionModel, default_model
 
 #: prior strength used when none is given: the best on training-family validation pairs
 #: (``python benchmarks/learned_correction.py --sweep``). With the shipped weights that is 0, no guidance: every
-#: strength tried (0.25–4, and re-ranking restricted to the 2–8 nearest codes) left SSIM unchanged or lower, also on
-#: the unseen motion families (benchmarks/results/learned_correction*.txt).
+#: strength tried (0.25–4) left SSIM unchanged or lower, and strength 1 also on the unseen motion families
+#: (``--strength 1 --tag _strength1``; benchmarks/results/learned_correction*.txt).
 DEFAULT_PRIOR_STRENGTH = 0.0
 
 

@@ -129,17 +129,15 @@ def encode_clean(vqvae: HierarchicalVQVAE, clean: np.ndarray, batch: int = 32) -
 
 
 def _loss(network, config: CorrectConfig, corrupted, clean, codes=None) -> tuple[torch.Tensor, dict]:
+    """The stage's loss, and (VQ-VAE) the batch's codes for the code-usage log."""
     if config.stage == "vqvae":
         out = network(corrupted)
-        l1 = F.l1_loss(out.image, clean)
-        return l1 + out.vq_loss, {"l1": l1.item(), "top": out.top, "bottom": out.bottom}
+        return F.l1_loss(out.image, clean) + out.vq_loss, {"top": out.top, "bottom": out.bottom}
     if config.stage == "unet":
-        l1 = F.l1_loss(network(corrupted), clean)
-        return l1, {"l1": l1.item()}
+        return F.l1_loss(network(corrupted), clean), {}
     top, bottom = codes
     top_logits, bottom_logits = network(top, bottom)
-    top_ce, bottom_ce = F.cross_entropy(top_logits, top), F.cross_entropy(bottom_logits, bottom)
-    return top_ce + bottom_ce, {"top_nll": top_ce.item(), "bottom_nll": bottom_ce.item()}
+    return F.cross_entropy(top_logits, top) + F.cross_entropy(bottom_logits, bottom), {}
 
 
 def train(
