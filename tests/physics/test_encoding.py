@@ -6,7 +6,9 @@ import pytest
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.parameters import transform_from_euler
 from mrmotion.geometry.transforms import apply, make_transform
-from mrmotion.physics.encoding import ImageGrid, MotionEncoding, cluster_states
+from mrmotion.physics import coil_weighting
+from mrmotion.physics.coil_weighting import cluster_states
+from mrmotion.physics.encoding import ImageGrid, MotionEncoding
 from mrmotion.physics.trajectory import MotionTrajectory
 
 
@@ -85,6 +87,46 @@ def test_affine_motion_and_2d_grid():
     reference = brute_force(grid, rho, k, times, motion, coils)
     encoded = MotionEncoding(grid, k, times, motion, coils, eps=1e-10).forward(rho)
     assert np.abs(encoded - reference).max() <= 1e-4 * np.abs(reference).max()
+
+
+@pytest.mark.parametrize("tolerances", [(0.0,), (2.0,), (np.inf,)])
+def test_every_split_into_groups_is_exact(tolerances, monkeypatch):
+    """Whatever the split of the states into low-rank groups (each cluster alone, some together, all together), the
+    operator equals the direct DFT and its adjoint is exact."""
+    monkeypatch.setattr(coil_weighting, "GROUP_TOLERANCES_MM", tolerances)
+    rng = np.random.default_rng()
+    grid = oblique_grid((9, 8, 7), rng)
+    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    k, times = rng.normal(size=(150, 3)) * 0.5, rng.uniform(0, 10, 150)
+    motion, coils = random_motion(rng, 5, 10.0), GaussianCoils(rng, 3)
+    operator = MotionEncoding(
+        grid, k, times, motion, coils, eps=1e-12, coarse_spacing_mm=0.5, rank_tol=1e-14, cluster_tol_mm=0.0
+    )
+    expected_groups = {(0.0,): operator.clusters, (np.inf,): 1}.get(tolerances)
+    if expected_groups is not None:
+        assert len(operator._groups) == expected_groups
+    reference = brute_force(grid, rho, k, times, motion, coils)
+    assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
+    y = rng.normal(size=(operator.coils, 150)) + 1j * rng.normal(size=(operator.coils, 150))
+    left, right = np.vdot(operator.forward(rho), y), np.vdot(rho, operator.adjoint(y))
+    assert abs(left - right) <= 1e-9 * abs(right)
+
+
+def test_groups_follow_the_spread_of_the_poses():
+    """Close poses share one group (their weightings compress to about one rank per coil); poses far apart get
+    a group each (compressing them together would not save NUFFTs but would cost every sample all components)."""
+    rng = np.random.default_rng(4)
+    grid = ImageGrid((64, 64, 64), np.diag([3.0, 3.0, 3.0, 1.0]) @ make_transform(np.eye(3), [-32.0, -32.0, -32.0]))
+    coils = GaussianCoils(rng, 4)
+    for scale_deg, scale_mm, expected in ((1e-4, 1e-4, 1), (20.0, 30.0, 6)):
+        poses = transform_from_euler(rng.normal(size=(6, 3)) * scale_deg, rng.normal(size=(6, 3)) * scale_mm)
+        weights, _ = coil_weighting.coarse_weights(coils, grid, poses, 8.0)
+        groups = coil_weighting.plan_groups(grid, poses, weights, np.full(6, 40_000), 1e-5)
+        assert len(groups) == expected
+        assert sorted(np.concatenate([g.clusters for g in groups])) == list(range(6))
+        approximation = np.concatenate([g.weights_u @ g.coarse_v for g in groups])
+        order = np.concatenate([g.clusters for g in groups])
+        assert np.abs(approximation - weights[order]).max() <= 1e-4 * np.abs(weights).max()
 
 
 def test_gaussian_phantom_against_closed_form_fourier_transform():

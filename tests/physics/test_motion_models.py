@@ -233,3 +233,19 @@ def test_severity_measures_a_known_motion() -> None:
 def test_bad_inputs_raise_clear_errors(call, message: str) -> None:
     with pytest.raises(MrMotionError, match=message):
         call()
+
+
+def test_state_index_of_sorted_times_equals_the_per_sample_lookup() -> None:
+    """Acquisition-ordered times take a faster path; it must agree with the lookup of unsorted times, including
+    times exactly at a state's start and states that no sample falls in."""
+    rng = np.random.default_rng()
+    starts = np.concatenate([[0.0], np.sort(rng.uniform(0, 10, 20))])
+    trajectory = MotionTrajectory(starts, np.repeat(np.eye(4)[None], len(starts), axis=0), end_s=10.0)
+    times = np.sort(np.concatenate([rng.uniform(0, 10, 500), starts[::3], [10.0]]))
+    shuffled = rng.permutation(len(times))
+    fast = trajectory.state_index(times)
+    slow = np.empty_like(fast)
+    slow[shuffled] = trajectory.state_index(times[shuffled])
+    assert np.array_equal(fast, slow)
+    assert np.array_equal(fast, np.searchsorted(starts, times, side="right") - 1)
+    assert trajectory.state_index(times.reshape(2, -1)).shape == (2, len(times) // 2)

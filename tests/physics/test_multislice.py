@@ -7,9 +7,10 @@ import pytest
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.parameters import transform_from_euler, transform_from_rotvec
 from mrmotion.geometry.transforms import make_transform
+from mrmotion.physics.coil_weighting import coil_maps_on_grid
 from mrmotion.physics.coils import loop_coils
 from mrmotion.physics.combine import coil_images, combine
-from mrmotion.physics.encoding import ImageGrid, coil_maps_on_grid
+from mrmotion.physics.encoding import ImageGrid
 from mrmotion.physics.multislice import multislice_kspace
 from mrmotion.physics.sampling import cartesian, radial
 from mrmotion.physics.simulate import simulate

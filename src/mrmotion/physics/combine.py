@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from mrmotion.errors import MrMotionError
+from mrmotion.physics.nufft import THREADS
 from mrmotion.physics.sampling import Sampling
 
 
 def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
-    """Per-coil images of fully sampled Cartesian data by inverse FFT (coils, n_read, n_phase[, n_slice])."""
+    """Per-coil images of fully sampled Cartesian data by inverse FFT (coils, n_read, n_phase[, n_slice]).
+
+    Single-precision data give single-precision images."""
     if sampling.grid_index is None:
         raise MrMotionError("coil images by FFT need Cartesian sampling")
     shape = tuple(int(n) for n in sampling.matrix)
-    grid = np.zeros((data.shape[0], *shape), dtype=np.complex128)
+    dtype = np.complex64 if data.dtype == np.complex64 else np.complex128
+    grid = np.zeros((data.shape[0], *shape), dtype=dtype)
     index = sampling.grid_index
     grid[:, index[:, 0], index[:, 1], index[:, 2]] = data
     if sampling.mode == "2d" or shape[2] == 1:
@@ -21,7 +26,8 @@ def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
     else:
         axes = (1, 2, 3)
     # s(k) = Σ ρ e^{−ik·r} makes ifftn (with its 1/N) the exact inverse; index n//2 is the centre in both domains.
-    images = np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(grid, axes=axes), axes=axes), axes=axes)
+    shifted = scipy.fft.ifftn(np.fft.ifftshift(grid, axes=axes), axes=axes, workers=THREADS, overwrite_x=True)
+    images = np.fft.fftshift(shifted, axes=axes)
     return images[..., 0] if shape[2] == 1 else images
 
 

@@ -11,17 +11,15 @@ k-space vector ``A_tᵀ[k; 0] = [L_tᵀk; d_t·k]`` gives every sample its own c
 over all samples handles any number of motion states.
 
 The coils, fixed in the scanner, appear in the object frame as ``C_c(A_t r(u))``: different for every state.
-They are smooth, which this operator uses twice (both errors are measured in the tests):
+:mod:`mrmotion.physics.coil_weighting` turns them into groups g of states, each with R_g spatial components
+``V_g,r(u)`` (clusters of close poses, a coarse grid, an SVD; its errors are measured in the tests). Then, for a
+sample m of group g,
 
-1. states whose poses differ by less than ``cluster_tol_mm`` (largest displacement of a corner of the field of
-   view) share one coil weighting, evaluated at the cluster's first pose;
-2. the weightings ``W[(cluster, coil), u]`` are evaluated on a coarse grid (``coarse_spacing_mm``), compressed by
-   an SVD into R spatial components ``V_r(u)`` (relative singular value ≥ ``rank_tol``) and interpolated to the
-   image grid with cubic splines: ``C_c(A_t r(u)) ≈ Σ_r U[cluster(t), c, r] V_r(u)``.
+    y_c(k_m) = a_m e^{−iφ_m} Σ_r U_g[cluster(m), c, r] NUFFT[V_g,r ρ](κ_m)
 
-Then ``y_c(k_m) = a_m e^{−iφ_m} Σ_r U[κ(m), c, r] NUFFT[V_r ρ](κ_m)``: R NUFFTs, whatever the number of states.
-``coil_model="moving"`` is the common approximation that coils move with the head (``C_c(r(u))`` for every state):
-one cluster, R ≤ number of coils.
+R_g NUFFTs over the group's samples: one group (all states) when the poses are close, one per cluster when they are
+far apart. ``coil_model="moving"`` is the common approximation that coils move with the head (``C_c(r(u))`` for
+every state): one group, R ≤ number of coils.
 """
 
 from __future__ import annotations
@@ -30,20 +28,23 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.interpolate import CubicSpline
 
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.transforms import FloatArray, apply, as_transform
+from mrmotion.physics.coil_weighting import CoilGroup, cluster_states, coarse_weights, plan_groups, upsample
 from mrmotion.physics.nufft import NufftPair
 from mrmotion.physics.trajectory import MotionTrajectory
 
 COIL_MODELS = ("exact", "moving")
-#: At most this many coil weightings are evaluated (the tolerance is doubled until the states fit): the SVD of
-#: (clusters × coils) × coarse-grid points stays a few seconds. The tolerance used is ``MotionEncoding.cluster_tol_mm``.
+#: At most this many coil weightings are evaluated (the tolerance is doubled until the states fit): evaluating
+#: the coils and planning the groups stays a few seconds. The tolerance used is ``MotionEncoding.cluster_tol_mm``.
 MAX_CLUSTERS = 64
-#: Memory allowed for the full-size coil weighting components (R × voxels); beyond it the operator refuses with a
-#: clear message instead of exhausting the machine (the exact model's cost grows with the motion's diversity).
-MAX_WEIGHT_BYTES = 3_000_000_000
+#: Memory for full-size coil weighting components (R × voxels) kept between applications of the operator (an
+#: iterative reconstruction applies it dozens of times); beyond it, each group's components are interpolated again
+#: at every application (slower, never more memory than one group's).
+CACHE_BYTES = 4_000_000_000
+#: One group's full-size components must fit in this much memory, or the operator refuses with a clear message.
+MAX_WEIGHT_BYTES = 4_000_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,63 +83,6 @@ class ImageGrid:
         extents = [(0, n - 1) for n in self.shape]
         corners = np.stack(np.meshgrid(*extents, indexing="ij"), axis=-1).reshape(-1, len(self.shape))
         return self.positions(corners)
-
-
-def cluster_states(grid: ImageGrid, transforms: FloatArray, tol_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Group motion states whose FOV corners move by less than ``tol_mm`` from a cluster's first state.
-
-    Returns ``(cluster of each state (T,), index of each cluster's representative state (K,))``. Greedy in time
-    order, checking the previous state's cluster first (consecutive states are usually close).
-    """
-    corners = grid.corners()
-    moved = np.einsum("tij,pj->tpi", transforms[:, :3, :3], corners) + transforms[:, None, :3, 3]  # (T, P, 3)
-    labels = np.empty(len(transforms), dtype=np.int64)
-    representatives: list[int] = []
-    last = -1
-    for state in range(len(transforms)):
-        if last >= 0 and np.max(np.linalg.norm(moved[state] - moved[representatives[last]], axis=-1)) <= tol_mm:
-            labels[state] = last
-            continue
-        if representatives:
-            distance = np.max(np.linalg.norm(moved[representatives] - moved[state], axis=-1), axis=-1)
-            best = int(np.argmin(distance))
-            if distance[best] <= tol_mm:
-                labels[state] = last = best
-                continue
-        representatives.append(state)
-        labels[state] = last = len(representatives) - 1
-    return labels, np.asarray(representatives)
-
-
-def coarse_axes(grid: ImageGrid, spacing_mm: float) -> list[np.ndarray]:
-    """Voxel positions of a coarse sub-grid, about ``spacing_mm`` apart (all voxels of short axes)."""
-    voxel = np.linalg.norm(grid.scanner_from_voxel[:3, : len(grid.shape)], axis=0)
-    axes = []
-    for size, step in zip(grid.shape, voxel, strict=True):
-        points = int(np.ceil((size - 1) * step / spacing_mm)) + 1
-        dense = size <= max(points, 4)
-        axes.append(np.arange(size, dtype=np.float64) if dense else np.linspace(0, size - 1, points))
-    return axes
-
-
-def upsample(coarse: np.ndarray, grid: ImageGrid, axes: list[np.ndarray]) -> np.ndarray:
-    """Cubic-spline interpolation of ``(R, *coarse shape)`` values on :func:`coarse_axes` to ``(R, *grid.shape)``.
-
-    Separable: one small dense (size × coarse size) matrix per axis, applied with tensordot."""
-    out = coarse
-    for axis, (size, positions) in enumerate(zip(grid.shape, axes, strict=True)):
-        if len(positions) == size:
-            continue
-        matrix = CubicSpline(positions, np.eye(len(positions)), axis=0)(np.arange(size))
-        out = np.moveaxis(np.tensordot(matrix, out, axes=([1], [axis + 1])), 0, axis + 1)
-    return out
-
-
-def coil_maps_on_grid(coils, grid: ImageGrid, spacing_mm: float = 8.0) -> np.ndarray:
-    """``(count, *grid.shape)`` sensitivities of scanner-fixed coils on the grid (coarse grid + cubic splines)."""
-    axes = coarse_axes(grid, spacing_mm)
-    positions = grid.positions(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1))
-    return upsample(np.asarray(coils.sensitivities(positions), dtype=np.complex128), grid, axes)
 
 
 class MotionEncoding:
@@ -195,7 +139,7 @@ class MotionEncoding:
         self.cluster_tol_mm = float(cluster_tol_mm)
         if coil_model == "exact" and coils is not None:  # a uniform coil looks the same from every pose
             cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm)
-            while len(representative) > MAX_CLUSTERS:  # bound the SVD: coarser clusters for long, smooth motion
+            while len(representative) > MAX_CLUSTERS:  # bound the coil evaluations: coarser clusters for long motion
                 self.cluster_tol_mm = max(2.0 * self.cluster_tol_mm, 0.01)
                 cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm)
             poses = transforms[representative]
@@ -204,32 +148,42 @@ class MotionEncoding:
             rank_tol = max(rank_tol, self.cluster_tol_mm / 5000.0)
         else:
             cluster_of_state, poses = np.zeros(len(transforms), dtype=np.int64), np.eye(4)[None]
-        # Samples sorted by (cluster, state): each cluster, and each state within it, is one contiguous block.
+        weights, axes = coarse_weights(coils, grid, poses, coarse_spacing_mm)
+        per_cluster = np.bincount(cluster_of_state[states], minlength=len(poses))
+        self._groups = plan_groups(grid, poses, weights, per_cluster, rank_tol)
+        # Renumber clusters group by group, then sort the samples by (cluster, state): each group, each cluster in
+        # it and each state in that is one contiguous block.
+        order = np.concatenate([group.clusters for group in self._groups])
+        renumber = np.empty(len(poses), dtype=np.int64)
+        renumber[order] = np.arange(len(poses))
+        cluster_of_state = renumber[cluster_of_state]
         key = cluster_of_state[states] * len(transforms) + states
         # Acquisition order usually is this order already (states follow time): then skip the sort and gathers.
         self.order = None if np.all(key[1:] >= key[:-1]) else np.argsort(key, kind="stable")
         sorted_states = states if self.order is None else states[self.order]
         self.bounds = np.searchsorted(cluster_of_state[sorted_states], np.arange(len(poses) + 1))
         self.states, self.clusters = len(transforms), len(poses)
-
+        self.coils = weights.shape[1]
+        self.rank = sum(group.rank for group in self._groups)
+        voxels = int(np.prod(grid.shape))
+        largest = max(group.rank for group in self._groups)
+        if coils is not None and largest * voxels * self.dtype.itemsize > MAX_WEIGHT_BYTES:
+            raise MrMotionError(
+                f"the coil model needs {largest} spatial components in one group of motion states: "
+                f"{largest * voxels * self.dtype.itemsize / 1e9:.1f} GB on this grid, more than "
+                f"{MAX_WEIGHT_BYTES / 1e9:.0f} GB. Use a coarser image or fewer coils"
+            )
+        self._axes = axes
+        self._uniform = coils is None  # one uniform coil: the weighting is the constant U·V (no map to multiply by)
+        if self._uniform:
+            group = self._groups[0]
+            self._groups = [CoilGroup(group.clusters, group.weights_u * group.coarse_v.reshape(-1)[0], group.coarse_v)]
+        cache = not self._uniform and self.rank * voxels * self.dtype.itemsize <= CACHE_BYTES
+        self._components: dict[int, np.ndarray] | None = {} if cache else None
         self._origin = np.asarray(origin_mm, dtype=np.float64).reshape(3)
         kappa, self._phase = self._augmented(k if self.order is None else k[self.order], transforms, sorted_states)
-        self._weights_u, coarse_v, axes = self._coil_weights(coils, poses, coarse_spacing_mm, rank_tol)
-        self.coils, self.rank = self._weights_u.shape[1], self._weights_u.shape[2]
-        needed = self.rank * int(np.prod(grid.shape)) * self.dtype.itemsize
-        if coils is not None and needed > MAX_WEIGHT_BYTES:
-            raise MrMotionError(
-                f"the exact coil model needs {self.rank} spatial components for this motion "
-                f"({self.clusters} pose clusters × {self.coils} coils): {needed / 1e9:.1f} GB on this grid, more "
-                f"than {MAX_WEIGHT_BYTES / 1e9:.0f} GB. Use coil_model='moving' (coils move with the head), fewer "
-                "distinct motion states, or a coarser image"
-            )
-        # One uniform coil: the weighting is the constant U·V, folded into U (no full-size map to multiply by).
-        self._v = None if coils is None else upsample(coarse_v.astype(self.dtype), grid, axes)
-        if coils is None:
-            self._weights_u = self._weights_u * coarse_v.reshape(-1)[0]
-        self._chunk = max(1, min(chunk, self.rank))
-        self._nufft = NufftPair(grid.shape, kappa, self._chunk, eps, self.dtype)
+        self._kappa, self._eps, self._chunk = kappa, eps, max(1, chunk)
+        self._pairs: dict[int, NufftPair] = {}
 
     def _augmented(self, k: FloatArray, transforms: FloatArray, states: np.ndarray):
         """Per sample (sorted by state): NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
@@ -241,8 +195,9 @@ class MotionEncoding:
         linear = self.grid.scanner_from_voxel[:3, :3]
         centre = self.grid.positions(self.grid.centre_index)
         dims = len(self.grid.shape)
+        real = np.float32 if self.dtype == np.complex64 else np.float64
         columns = np.ascontiguousarray(k.T)  # (3, M)
-        kappa = np.empty((dims, len(k)))
+        kappa = np.empty((dims, len(k)), dtype=real)
         factor = np.empty(len(k), dtype=self.dtype)
         bounds = np.searchsorted(states, np.arange(len(transforms) + 1))
         for state, transform in enumerate(transforms):
@@ -255,31 +210,52 @@ class MotionEncoding:
             mapping[dims] = transform[:3, 3] + rotation @ centre - self._origin
             mapped = mapping @ columns[:, block]
             kappa[:, block] = mapped[:dims]
+            # Phases reach ~10³ rad: reduce them in double precision, then take cos/sin in the working precision
+            # (single-precision cos/sin is 10× faster; the reduced phase then keeps ~1e-7 rad).
+            phase = np.remainder(mapped[dims], 2.0 * np.pi).astype(real)
             amplitude = abs(np.linalg.det(rotation))
-            factor[block].real = amplitude * np.cos(mapped[dims])
-            factor[block].imag = -amplitude * np.sin(mapped[dims])
+            factor[block].real = amplitude * np.cos(phase)
+            factor[block].imag = -amplitude * np.sin(phase)
         return kappa.T, factor
 
-    def _coil_weights(self, coils, poses: FloatArray, spacing_mm: float, rank_tol: float):
-        """Low-rank coil weighting on a coarse grid: U (K, coils, R), V (R, *coarse shape), coarse voxel axes."""
-        axes = coarse_axes(self.grid, spacing_mm)
-        coarse = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-        positions = self.grid.positions(coarse).reshape(-1, 3)  # (G, 3) scanner mm at the reference pose
-        if coils is None:
-            weights = np.ones((len(poses), 1, len(positions)), dtype=np.complex128)
-        else:
-            moved = apply(poses[:, None], positions[None])  # (K, G, 3)
-            weights = np.moveaxis(np.asarray(coils.sensitivities(moved), dtype=np.complex128), 0, 1)  # (K, C, G)
-        clusters, count, size = weights.shape
-        # SVD of the wide matrix through a QR of its transpose (Wᴴ = Q R, then the SVD of the small R): as accurate
-        # as LAPACK's SVD of W, and far faster here under load (BLAS-3 QR instead of the wide bidiagonalisation).
-        matrix = weights.reshape(clusters * count, size)
-        q, r = np.linalg.qr(matrix.conj().T)
-        u, singular, vh = np.linalg.svd(r.conj().T)
-        rank = max(1, int(np.sum(singular > rank_tol * singular[0])))
-        right = vh[:rank] @ q.conj().T
-        left = (u[:, :rank] * singular[:rank]).reshape(clusters, count, rank)
-        return left, right.reshape(rank, *coarse.shape[:-1]), axes
+    def _group_samples(self, index: int) -> slice:
+        """Where group ``index``'s samples are, in the sorted order."""
+        clusters = self._groups[index].clusters
+        first = int(sum(len(group.clusters) for group in self._groups[:index]))
+        return slice(int(self.bounds[first]), int(self.bounds[first + len(clusters)]))
+
+    def _spatial(self, index: int) -> np.ndarray | None:
+        """Group ``index``'s full-size components ``(R_g, *grid.shape)`` (None for one uniform coil)."""
+        if self._uniform:
+            return None
+        if self._components is not None and index in self._components:
+            return self._components[index]
+        components = upsample(
+            self._groups[index].coarse_v.reshape(-1, *(len(a) for a in self._axes)), self.grid, self._axes
+        ).astype(self.dtype)
+        if self._components is not None:
+            self._components[index] = components
+        return components
+
+    def _nufft(self, index: int) -> NufftPair:
+        """The NUFFT on group ``index``'s samples; kept when there is one group (each plan holds an oversampled
+        grid per transform, so many groups make theirs again at every application)."""
+        if index in self._pairs:
+            return self._pairs[index]
+        rows = self._group_samples(index)
+        pair = NufftPair(
+            self.grid.shape, self._kappa[rows], min(self._chunk, self._groups[index].rank), self._eps, self.dtype
+        )
+        if len(self._groups) == 1:
+            self._pairs[index] = pair
+        return pair
+
+    def _cluster_blocks(self, index: int):
+        """(local cluster number, slice of its samples within the group's samples) for group ``index``."""
+        first = int(sum(len(group.clusters) for group in self._groups[:index]))
+        start = self.bounds[first]
+        for local in range(len(self._groups[index].clusters)):
+            yield local, slice(int(self.bounds[first + local] - start), int(self.bounds[first + local + 1] - start))
 
     def forward(self, image: ArrayLike) -> np.ndarray:
         """``E x``: image ``grid.shape`` → samples ``(coils, M)`` in the order given at construction."""
@@ -287,20 +263,29 @@ class MotionEncoding:
         if x.shape != self.grid.shape:
             raise MrMotionError(f"image shape {x.shape} does not match the grid {self.grid.shape}")
         y = np.zeros((self.coils, self.count), dtype=self.dtype)
-        for start in range(0, self.rank, self._chunk):
-            stop = min(start + self._chunk, self.rank)
-            batch = np.zeros((self._chunk, *self.grid.shape), dtype=self.dtype)
-            batch[: stop - start] = x if self._v is None else self._v[start:stop] * x
-            samples = self._nufft.forward(batch)[: stop - start]
-            for cluster in range(self.clusters):
-                block = slice(self.bounds[cluster], self.bounds[cluster + 1])
-                y[:, block] += self._weights_u[cluster, :, start:stop].astype(self.dtype) @ samples[:, block]
+        for index, group in enumerate(self._groups):
+            rows, spatial, pair = self._group_samples(index), self._spatial(index), self._nufft(index)
+            out = y[:, rows]
+            for start in range(0, group.rank, pair.n_trans):
+                stop = min(start + pair.n_trans, group.rank)
+                if spatial is None:  # one uniform coil (rank 1): the image itself
+                    batch = x
+                else:
+                    batch = np.zeros((pair.n_trans, *self.grid.shape), dtype=self.dtype)
+                    batch[: stop - start] = spatial[start:stop] * x
+                samples = pair.forward(batch)[: stop - start]
+                for local, block in self._cluster_blocks(index):
+                    weights = group.weights_u[local, :, start:stop].astype(self.dtype)
+                    if stop - start == 1:  # (C, 1) @ (1, m) is not a BLAS product: a broadcast is several times faster
+                        out[:, block] += weights * samples[0, block]
+                    else:
+                        out[:, block] += weights @ samples[:, block]
         y *= self._phase
         if self.order is None:
             return y
-        out = np.empty_like(y)
-        out[:, self.order] = y
-        return out
+        result = np.empty_like(y)
+        result[:, self.order] = y
+        return result
 
     def adjoint(self, data: ArrayLike) -> np.ndarray:
         """``Eᴴ y``: samples ``(coils, M)`` → image ``grid.shape``."""
@@ -309,18 +294,20 @@ class MotionEncoding:
             raise MrMotionError(f"k-space data shape {y.shape} does not match ({self.coils}, {self.count})")
         y = (y if self.order is None else y[:, self.order]) * np.conj(self._phase)
         image = np.zeros(self.grid.shape, dtype=self.dtype)
-        for start in range(0, self.rank, self._chunk):
-            stop = min(start + self._chunk, self.rank)
-            batch = np.zeros((self._chunk, self.count), dtype=self.dtype)
-            for cluster in range(self.clusters):
-                block = slice(self.bounds[cluster], self.bounds[cluster + 1])
-                weights = self._weights_u[cluster, :, start:stop].astype(self.dtype)
-                batch[: stop - start, block] = weights.conj().T @ y[:, block]
-            images = self._nufft.adjoint(batch)[: stop - start]
-            if self._v is None:
-                image += images[0]
-            else:
-                image += np.einsum("r...,r...->...", np.conj(self._v[start:stop]), images)
+        for index, group in enumerate(self._groups):
+            rows, spatial, pair = self._group_samples(index), self._spatial(index), self._nufft(index)
+            part = y[:, rows]
+            for start in range(0, group.rank, pair.n_trans):
+                stop = min(start + pair.n_trans, group.rank)
+                batch = np.zeros((pair.n_trans, rows.stop - rows.start), dtype=self.dtype)
+                for local, block in self._cluster_blocks(index):
+                    weights = group.weights_u[local, :, start:stop].astype(self.dtype)
+                    batch[: stop - start, block] = weights.conj().T @ part[:, block]
+                images = pair.adjoint(batch)[: stop - start]
+                if spatial is None:
+                    image += images[0]
+                else:
+                    image += np.einsum("r...,r...->...", np.conj(spatial[start:stop]), images)
         return image
 
     def normal(self, image: ArrayLike) -> np.ndarray:

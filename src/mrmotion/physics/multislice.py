@@ -19,7 +19,7 @@ others come from a 2-D NUFFT (accuracy ``eps``) on the slice's voxel grid.
 
 No spin history: every excitation sees fully relaxed magnetisation, so spins moved into a slice from a recently
 excited neighbour are not darker (no saturation bands, no T1 effects). Motion states are grouped per slice with
-:func:`~mrmotion.physics.encoding.cluster_states`: states whose slice-plane corners move by less than
+:func:`~mrmotion.physics.coil_weighting.cluster_states`: states whose slice-plane corners move by less than
 ``cluster_tol_mm`` share one plane resampling, at the cluster's representative (first) pose, an approximation of at
 most that displacement. ``coil_model="moving"`` (the approximation that coils move with the head) evaluates the coils
 at ``A⁻¹ r`` instead. With no motion the result equals the per-slice centred 2-D FFT of coil maps × image slice to
@@ -37,7 +37,8 @@ from scipy import ndimage
 
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.transforms import make_transform
-from mrmotion.physics.encoding import COIL_MODELS, ImageGrid, cluster_states, coil_maps_on_grid
+from mrmotion.physics.coil_weighting import cluster_states, coil_maps_on_grid
+from mrmotion.physics.encoding import COIL_MODELS, ImageGrid
 from mrmotion.physics.nufft import NufftPair
 from mrmotion.physics.sampling import Sampling
 from mrmotion.physics.trajectory import MotionTrajectory

@@ -68,6 +68,13 @@ class MotionTrajectory:
                 f"the motion covers {start:g} s to {end:g} s but the scan samples times from {times.min():g} s "
                 f"to {times.max():g} s; motion is not extrapolated: give motion for the whole scan"
             )
+        flat = times.reshape(-1)
+        if flat.size > 1 and np.all(flat[1:] >= flat[:-1]):
+            # Acquisition order (non-decreasing times): locate the T state starts among the samples, not each of
+            # the M samples among the states (M ≫ T; several times faster for a 1-mm 3-D scan).
+            starts = np.searchsorted(flat, self.times_s[1:], side="left")
+            counts = np.diff(np.concatenate([[0], starts, [flat.size]]))
+            return np.repeat(np.arange(len(self), dtype=np.int64), counts).reshape(times.shape)
         return np.clip(np.searchsorted(self.times_s, times, side="right") - 1, 0, len(self) - 1)
 
     def at(self, times_s: ArrayLike) -> FloatArray:

@@ -12,7 +12,8 @@ import numpy as np
 
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.transforms import FloatArray, make_transform
-from mrmotion.physics.encoding import ImageGrid, MotionEncoding, coil_maps_on_grid
+from mrmotion.physics.coil_weighting import coil_maps_on_grid
+from mrmotion.physics.encoding import ImageGrid, MotionEncoding
 from mrmotion.physics.sampling import Sampling
 from mrmotion.physics.trajectory import MotionTrajectory
 from mrmotion.recon.sense import Progress, SenseResult, cg_sense
@@ -47,7 +48,7 @@ def sense_reconstruction(
     if sampling.matrix[2] != 1 and sampling.mode != "3d":
         raise MrMotionError("reconstruction of 2-D multi-slice data is not supported yet; use 3-D or single-slice data")
     grid = acquisition_grid(sampling, scanner_from_logical)
-    k_scanner = sampling.k_logical @ np.asarray(scanner_from_logical)[:3, :3].T
+    k_scanner = (np.asarray(scanner_from_logical)[:3, :3] @ sampling.k_logical.T).T
     operator = MotionEncoding(
         grid,
         k_scanner,
