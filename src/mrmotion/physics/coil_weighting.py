@@ -75,24 +75,47 @@ def coarse_axes(grid: ImageGrid, spacing_mm: float) -> list[np.ndarray]:
     return axes
 
 
-def upsample(coarse: np.ndarray, grid: ImageGrid, axes: list[np.ndarray]) -> np.ndarray:
+def upsample(
+    coarse: np.ndarray,
+    grid: ImageGrid,
+    axes: list[np.ndarray],
+    dtype: type = np.complex128,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Cubic-spline interpolation of ``(R, *coarse shape)`` values on :func:`coarse_axes` to ``(R, *grid.shape)``.
 
-    Separable: one small dense (size × coarse size) matrix per axis, applied with tensordot."""
-    out = coarse
-    for axis, (size, positions) in enumerate(zip(grid.shape, axes, strict=True)):
-        if len(positions) == size:
-            continue
-        matrix = CubicSpline(positions, np.eye(len(positions)), axis=0)(np.arange(size))
-        out = np.moveaxis(np.tensordot(matrix, out, axes=([1], [axis + 1])), 0, axis + 1)
-    return out
+    Separable: one small dense (size × coarse size) matrix per axis. Real and imaginary parts are interpolated as
+    real numbers in the precision of ``dtype``, one component at a time, the small axes first and the first axis by
+    one matrix product written straight into the output (10× faster than complex tensordots of whole stacks).
+    ``out``: a C-ordered array of at least R components of ``grid.shape`` to write into (reusing memory saves the
+    first-touch cost of a fresh array, a third of the time at 1 mm); its first R components are returned."""
+    real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+    matrices = [
+        np.eye(size, dtype=real)
+        if len(positions) == size
+        else CubicSpline(positions, np.eye(len(positions)), axis=0)(np.arange(size)).astype(real)
+        for size, positions in zip(grid.shape, axes, strict=True)
+    ]
+    count = coarse.shape[0]
+    result = np.empty((count, *grid.shape), dtype=dtype) if out is None else out[:count]
+    if result.shape != (count, *grid.shape) or result.dtype != dtype or not result.flags.c_contiguous:
+        raise ValueError(f"out: need a C-ordered {np.dtype(dtype)} array of ({count}, *{grid.shape}) or more")
+    pairs = result.view(real).reshape(count, *grid.shape, 2)  # (…, real/imaginary): the complex memory layout
+    parts = np.stack([coarse.real, coarse.imag], axis=-1).astype(real)
+    for component in range(count):
+        small = parts[component]
+        for axis in range(len(grid.shape) - 1, 0, -1):
+            small = np.moveaxis(np.tensordot(matrices[axis], small, axes=([1], [axis])), 0, axis)
+        flat = np.ascontiguousarray(small).reshape(small.shape[0], -1)
+        np.matmul(matrices[0], flat, out=pairs[component].reshape(grid.shape[0], -1))
+    return result
 
 
-def coil_maps_on_grid(coils, grid: ImageGrid, spacing_mm: float = 8.0) -> np.ndarray:
+def coil_maps_on_grid(coils, grid: ImageGrid, spacing_mm: float = 8.0, dtype: type = np.complex128) -> np.ndarray:
     """``(count, *grid.shape)`` sensitivities of scanner-fixed coils on the grid (coarse grid + cubic splines)."""
     axes = coarse_axes(grid, spacing_mm)
     positions = grid.positions(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1))
-    return upsample(np.asarray(coils.sensitivities(positions), dtype=np.complex128), grid, axes)
+    return upsample(np.asarray(coils.sensitivities(positions), dtype=np.complex128), grid, axes, dtype)
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,16 +18,20 @@ def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
         raise MrMotionError("coil images by FFT need Cartesian sampling")
     shape = tuple(int(n) for n in sampling.matrix)
     dtype = np.complex64 if data.dtype == np.complex64 else np.complex128
+    axes = (1, 2) if sampling.mode == "2d" or shape[2] == 1 else (1, 2, 3)
+    # s(k) = Σ ρ e^{−ik·r} makes ifftn (with its 1/N) the exact inverse; index n//2 is the centre in both domains:
+    # images = fftshift(ifftn(ifftshift(grid))) over the transformed axes. Both shifts are folded in (they are 3
+    # full copies of the coil stack): ifftshift puts sample j at i = (j − n//2) mod n, and fftshift of the result is
+    # the factor e^{−2πi i (n//2)/n} on each k-space sample.
+    transformed = len(axes)
+    sizes = np.array(shape[:transformed])
+    centres = sizes // 2
+    index = np.array(sampling.grid_index, dtype=np.int64)
+    index[:, :transformed] = np.mod(index[:, :transformed] - centres, sizes)
+    turns = np.mod(index[:, :transformed] @ (centres / sizes), 1.0)  # cycles, reduced before the exponential
     grid = np.zeros((data.shape[0], *shape), dtype=dtype)
-    index = sampling.grid_index
-    grid[:, index[:, 0], index[:, 1], index[:, 2]] = data
-    if sampling.mode == "2d" or shape[2] == 1:
-        axes = (1, 2)
-    else:
-        axes = (1, 2, 3)
-    # s(k) = Σ ρ e^{−ik·r} makes ifftn (with its 1/N) the exact inverse; index n//2 is the centre in both domains.
-    shifted = scipy.fft.ifftn(np.fft.ifftshift(grid, axes=axes), axes=axes, workers=THREADS, overwrite_x=True)
-    images = np.fft.fftshift(shifted, axes=axes)
+    grid[:, index[:, 0], index[:, 1], index[:, 2]] = data * np.exp(-2j * np.pi * turns).astype(dtype)
+    images = scipy.fft.ifftn(grid, axes=axes, workers=THREADS, overwrite_x=True)
     return images[..., 0] if shape[2] == 1 else images
 
 

@@ -180,6 +180,7 @@ class MotionEncoding:
             self._groups = [CoilGroup(group.clusters, group.weights_u * group.coarse_v.reshape(-1)[0], group.coarse_v)]
         cache = not self._uniform and self.rank * voxels * self.dtype.itemsize <= CACHE_BYTES
         self._components: dict[int, np.ndarray] | None = {} if cache else None
+        self._workspace: np.ndarray | None = None
         self._origin = np.asarray(origin_mm, dtype=np.float64).reshape(3)
         kappa, self._phase = self._augmented(k if self.order is None else k[self.order], transforms, sorted_states)
         self._kappa, self._eps, self._chunk = kappa, eps, max(1, chunk)
@@ -230,12 +231,14 @@ class MotionEncoding:
             return None
         if self._components is not None and index in self._components:
             return self._components[index]
-        components = upsample(
-            self._groups[index].coarse_v.reshape(-1, *(len(a) for a in self._axes)), self.grid, self._axes
-        ).astype(self.dtype)
+        coarse = self._groups[index].coarse_v.reshape(-1, *(len(axis) for axis in self._axes))
         if self._components is not None:
-            self._components[index] = components
-        return components
+            self._components[index] = upsample(coarse, self.grid, self._axes, self.dtype)
+            return self._components[index]
+        if self._workspace is None:  # not cached: one buffer for every group, reused at every application
+            largest = max(group.rank for group in self._groups)
+            self._workspace = np.empty((largest, *self.grid.shape), dtype=self.dtype)
+        return upsample(coarse, self.grid, self._axes, self.dtype, out=self._workspace)
 
     def _nufft(self, index: int) -> NufftPair:
         """The NUFFT on group ``index``'s samples; kept when there is one group (each plan holds an oversampled
@@ -262,7 +265,9 @@ class MotionEncoding:
         x = np.asarray(image)
         if x.shape != self.grid.shape:
             raise MrMotionError(f"image shape {x.shape} does not match the grid {self.grid.shape}")
+        x = np.ascontiguousarray(x, dtype=self.dtype)  # products with the (C-ordered) components stay streaming
         y = np.zeros((self.coils, self.count), dtype=self.dtype)
+        buffer = None if self._uniform else np.empty((min(self._chunk, self.rank), *self.grid.shape), self.dtype)
         for index, group in enumerate(self._groups):
             rows, spatial, pair = self._group_samples(index), self._spatial(index), self._nufft(index)
             out = y[:, rows]
@@ -271,8 +276,9 @@ class MotionEncoding:
                 if spatial is None:  # one uniform coil (rank 1): the image itself
                     batch = x
                 else:
-                    batch = np.zeros((pair.n_trans, *self.grid.shape), dtype=self.dtype)
-                    batch[: stop - start] = spatial[start:stop] * x
+                    batch = buffer[: pair.n_trans]
+                    np.multiply(spatial[start:stop], x, out=batch[: stop - start])
+                    batch[stop - start :] = 0
                 samples = pair.forward(batch)[: stop - start]
                 for local, block in self._cluster_blocks(index):
                     weights = group.weights_u[local, :, start:stop].astype(self.dtype)

@@ -168,4 +168,4 @@ def simulate(
 def _maps_on_grid(coils, grid: ImageGrid) -> np.ndarray:
     if coils is None:
         return np.ones((1, *grid.shape), dtype=np.complex64)
-    return coil_maps_on_grid(coils, grid).astype(np.complex64)
+    return coil_maps_on_grid(coils, grid, dtype=np.complex64)
