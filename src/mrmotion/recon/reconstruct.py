@@ -42,8 +42,9 @@ def sense_reconstruction(
 ) -> tuple[SenseResult, ImageGrid]:
     """CG-SENSE of ``data`` (coils, M); ``coils`` in the scanner frame (e.g. GridCoilMaps of stored maps).
 
-    The coil weighting of the motion model is kept to about 1e-3 (rank) and 0.25 mm (pose clusters): well below
-    the noise of real data, and it keeps the operator's rank, hence the cost per iteration, low.
+    ``coil_model="exact"`` (coils fixed in the scanner) costs about coils × pose groups NUFFTs per iteration for
+    motion with distinct poses (:mod:`mrmotion.physics.coil_weighting`); ``"moving"`` (coils move with the head)
+    costs coils NUFFTs whatever the motion, with the model error that ``benchmarks/simulate_vs_torchio.py`` shows.
     """
     if sampling.matrix[2] != 1 and sampling.mode != "3d":
         raise MrMotionError("reconstruction of 2-D multi-slice data is not supported yet; use 3-D or single-slice data")
