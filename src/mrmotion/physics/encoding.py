@@ -184,7 +184,8 @@ class MotionEncoding:
         self._origin = np.asarray(origin_mm, dtype=np.float64).reshape(3)
         kappa, self._phase = self._augmented(k if self.order is None else k[self.order], transforms, sorted_states)
         self._kappa, self._eps, self._chunk = kappa, eps, max(1, chunk)
-        self._pairs: dict[int, NufftPair] = {}
+        self._pair: NufftPair | None = None
+        self._pair_group = -1
 
     def _augmented(self, k: FloatArray, transforms: FloatArray, states: np.ndarray):
         """Per sample (sorted by state): NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
@@ -241,17 +242,16 @@ class MotionEncoding:
         return upsample(coarse, self.grid, self._axes, self.dtype, out=self._workspace)
 
     def _nufft(self, index: int) -> NufftPair:
-        """The NUFFT on group ``index``'s samples; kept when there is one group (each plan holds an oversampled
-        grid per transform, so many groups make theirs again at every application)."""
-        if index in self._pairs:
-            return self._pairs[index]
+        """The NUFFT on group ``index``'s samples: one pair of plans for all groups, moved to the group's points
+        when it changes (each plan holds an oversampled grid per transform: one per group would not fit)."""
         rows = self._group_samples(index)
-        pair = NufftPair(
-            self.grid.shape, self._kappa[rows], min(self._chunk, self._groups[index].rank), self._eps, self.dtype
-        )
-        if len(self._groups) == 1:
-            self._pairs[index] = pair
-        return pair
+        if self._pair is None:
+            largest = max(group.rank for group in self._groups)
+            self._pair = NufftPair(self.grid.shape, self._kappa[rows], min(self._chunk, largest), self._eps, self.dtype)
+        elif self._pair_group != index:
+            self._pair.set_points(self._kappa[rows])
+        self._pair_group = index
+        return self._pair
 
     def _cluster_blocks(self, index: int):
         """(local cluster number, slice of its samples within the group's samples) for group ``index``."""

@@ -62,26 +62,33 @@ class NufftPair:
         self.shape = tuple(int(n) for n in shape)
         if len(self.shape) not in (2, 3) or min(self.shape) < 1:
             raise MrMotionError(f"NUFFT grid must be 2-D or 3-D with positive sizes, got {shape}")
-        points = np.asarray(kappa)
-        if points.ndim != 2 or points.shape[1] != len(self.shape) or points.shape[0] == 0:
-            raise MrMotionError(f"NUFFT points: expected shape (M, {len(self.shape)}), got {points.shape}")
         self.dtype = np.dtype(dtype)
-        real = np.float32 if self.dtype == np.complex64 else np.float64
-        # One contiguous array per axis (what finufft takes); a transposed (ndim, M) array costs no reordering.
-        self._columns = [np.ascontiguousarray(points[:, axis], dtype=real) for axis in range(len(self.shape))]
-        for axis, column in enumerate(self._columns):
-            if not np.all(np.isfinite(column)):
-                raise MrMotionError("NUFFT points contain NaN or infinite values")
-            # finufft takes points in [−3π, 3π]; wrap (the sums are 2π-periodic) only when some lie outside, into
-            # a new array (the column may be a view of the caller's points).
-            if np.abs(column).max() > 3.0 * np.pi:
-                self._columns[axis] = (np.mod(column + np.pi, 2.0 * np.pi) - np.pi).astype(real)
-        self.count = points.shape[0]
         self.n_trans = int(n_trans)
         # upsampfac 1.25 halves the time of a 1-mm 3-D transform here (smaller FFTs); it supports eps ≥ ~1e-8.
         self._options = {"nthreads": THREADS, "modeord": 0, "upsampfac": 1.25 if eps >= 1e-8 else 2.0}
         self._eps = eps
         self._plans: dict[int, finufft.Plan] = {}
+        self.set_points(kappa)
+
+    def set_points(self, kappa: ArrayLike) -> None:
+        """Move the transforms to new points ``(M, ndim)``, keeping the plans (and their oversampled grids, whose
+        first use costs as much as an FFT): how an operator visits groups of samples one after the other."""
+        points = np.asarray(kappa)
+        if points.ndim != 2 or points.shape[1] != len(self.shape) or points.shape[0] == 0:
+            raise MrMotionError(f"NUFFT points: expected shape (M, {len(self.shape)}), got {points.shape}")
+        real = np.float32 if self.dtype == np.complex64 else np.float64
+        # One contiguous array per axis (what finufft takes); a transposed (ndim, M) array costs no reordering.
+        columns = [np.ascontiguousarray(points[:, axis], dtype=real) for axis in range(len(self.shape))]
+        for axis, column in enumerate(columns):
+            if not np.all(np.isfinite(column)):
+                raise MrMotionError("NUFFT points contain NaN or infinite values")
+            # finufft takes points in [−3π, 3π]; wrap (the sums are 2π-periodic) only when some lie outside, into
+            # a new array (the column may be a view of the caller's points).
+            if np.abs(column).max() > 3.0 * np.pi:
+                columns[axis] = (np.mod(column + np.pi, 2.0 * np.pi) - np.pi).astype(real)
+        self._columns, self.count = columns, points.shape[0]
+        for plan in self._plans.values():
+            plan.setpts(*self._columns)
 
     def _plan(self, kind: int) -> finufft.Plan:
         """The type-2 (forward) or type-1 (adjoint) plan, made on first use: a simulation needs only the forward
