@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mrmotion.errors import MrMotionError
-from mrmotion.physics.combine import coil_images
+from mrmotion.physics.combine import coil_images, combine
 from mrmotion.physics.sampling import cartesian, radial
 
 
@@ -38,3 +38,15 @@ def test_coil_images_need_cartesian_sampling():
     sampling = radial((16, 16, 1), (1.0, 1.0, 1.0), spokes=8)
     with pytest.raises(MrMotionError, match="Cartesian"):
         coil_images(np.zeros((1, len(sampling.time_s)), dtype=complex), sampling)
+
+
+def test_sense1_combination_against_its_formula():
+    rng = np.random.default_rng()
+    maps = rng.standard_normal((4, 6, 5)) + 1j * rng.standard_normal((4, 6, 5))
+    maps[:, 0, 0] = 0  # where no coil sees: 0, not a division by zero
+    images = rng.standard_normal((4, 6, 5)) + 1j * rng.standard_normal((4, 6, 5))
+    got = combine(images, maps)
+    power = np.sum(np.abs(maps) ** 2, axis=0)
+    expected = np.sum(np.conj(maps) * images, axis=0) / np.where(power > 0, power, 1)
+    assert got[0, 0] == 0
+    assert np.allclose(got, expected)
