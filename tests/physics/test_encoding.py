@@ -209,3 +209,18 @@ def test_bad_inputs():
         operator.forward(np.zeros((5, 6, 6)))
     with pytest.raises(MrMotionError, match="2-D or 3-D"):
         ImageGrid((5,), np.eye(4))
+
+
+def test_groups_respect_the_memory_bound():
+    """With a bound on the components per group (their full-size images must fit in memory), no group exceeds it,
+    whatever would be cheapest; single clusters always fit (at most one component per coil)."""
+    rng = np.random.default_rng(5)
+    grid = ImageGrid((64, 64, 64), np.diag([3.0, 3.0, 3.0, 1.0]) @ make_transform(np.eye(3), [-32.0, -32.0, -32.0]))
+    coils = GaussianCoils(rng, 4)
+    poses = transform_from_euler(rng.normal(size=(12, 3)) * 0.3, rng.normal(size=(12, 3)) * 0.3)
+    weights, _ = coil_weighting.coarse_weights(coils, grid, poses, 8.0)
+    free = coil_weighting.plan_groups(grid, poses, weights, np.full(12, 1000), 1e-5)
+    assert max(g.rank for g in free) > 4  # the cheapest split has a group of more than 4 components
+    bounded = coil_weighting.plan_groups(grid, poses, weights, np.full(12, 1000), 1e-5, max_rank=4)
+    assert all(g.rank <= 4 or len(g.clusters) == 1 for g in bounded)
+    assert sorted(np.concatenate([g.clusters for g in bounded])) == list(range(12))

@@ -167,11 +167,18 @@ def _rank_from_gram(gram: np.ndarray, rank_tol: float) -> int:
 
 
 def plan_groups(
-    grid: ImageGrid, poses: FloatArray, weights: np.ndarray, samples: np.ndarray, rank_tol: float
+    grid: ImageGrid,
+    poses: FloatArray,
+    weights: np.ndarray,
+    samples: np.ndarray,
+    rank_tol: float,
+    max_rank: int | None = None,
 ) -> list[CoilGroup]:
     """Split K clusters (``poses`` (K, 4, 4), coarse ``weights`` (K, coils, G), ``samples`` (K,) per cluster) into
     groups of nearby poses, each compressed by :func:`compress`, choosing among :data:`GROUP_TOLERANCES_MM` the split
-    of least estimated cost ``Σ_g R_g (FFT_COST · voxels + samples_g)`` (module docstring)."""
+    of least estimated cost ``Σ_g R_g (FFT_COST · voxels + samples_g)`` (module docstring) whose groups all have at
+    most ``max_rank`` components (their full-size images must fit in memory; one cluster per group always does, as
+    its rank is at most the number of coils)."""
     clusters, count, _ = weights.shape
     voxels = float(np.prod(grid.shape))
     if clusters == 1:
@@ -187,11 +194,13 @@ def plan_groups(
             continue
         seen.add(tuple(labels))
         members = [np.flatnonzero(labels == g) for g in range(labels.max() + 1)]
-        cost = 0.0
+        cost, fits = 0.0, True
         for member in members:
             rows = (member[:, None] * count + np.arange(count)).reshape(-1)
-            cost += _rank_from_gram(gram[np.ix_(rows, rows)], rank_tol) * (FFT_COST * voxels + samples[member].sum())
-        if best is None or cost < best[0]:
+            rank = _rank_from_gram(gram[np.ix_(rows, rows)], rank_tol)
+            fits = fits and (max_rank is None or rank <= max_rank or len(member) == 1)
+            cost += rank * (FFT_COST * voxels + samples[member].sum())
+        if fits and (best is None or cost < best[0]):
             best = (cost, members)
     groups = []
     for member in best[1]:

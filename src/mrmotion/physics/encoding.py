@@ -150,7 +150,9 @@ class MotionEncoding:
             cluster_of_state, poses = np.zeros(len(transforms), dtype=np.int64), np.eye(4)[None]
         weights, axes = coarse_weights(coils, grid, poses, coarse_spacing_mm)
         per_cluster = np.bincount(cluster_of_state[states], minlength=len(poses))
-        self._groups = plan_groups(grid, poses, weights, per_cluster, rank_tol)
+        voxels = int(np.prod(grid.shape))
+        max_rank = max(weights.shape[1], MAX_WEIGHT_BYTES // (voxels * self.dtype.itemsize))
+        self._groups = plan_groups(grid, poses, weights, per_cluster, rank_tol, max_rank)
         # Renumber clusters group by group, then sort the samples by (cluster, state): each group, each cluster in
         # it and each state in that is one contiguous block.
         order = np.concatenate([group.clusters for group in self._groups])
@@ -165,7 +167,6 @@ class MotionEncoding:
         self.states, self.clusters = len(transforms), len(poses)
         self.coils = weights.shape[1]
         self.rank = sum(group.rank for group in self._groups)
-        voxels = int(np.prod(grid.shape))
         largest = max(group.rank for group in self._groups)
         if coils is not None and largest * voxels * self.dtype.itemsize > MAX_WEIGHT_BYTES:
             raise MrMotionError(
