@@ -166,6 +166,7 @@ def recon_file(
         motion,
         iterations,
         regularization,
+        coil_model=coil_model,
         eps=eps,
         dtype=dtype,
         progress=progress,
