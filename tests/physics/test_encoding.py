@@ -112,6 +112,23 @@ def test_every_split_into_groups_is_exact(tolerances, monkeypatch):
     assert abs(left - right) <= 1e-9 * abs(right)
 
 
+def test_a_pose_the_head_returns_to_shares_its_cluster_and_stays_exact():
+    """Poses A, B, then A again, in acquisition (time) order: the last state joins A's cluster, so the samples sorted
+    by cluster are no longer sorted by state. Every sample must still get its own state's coordinate and phase."""
+    rng = np.random.default_rng()
+    grid = oblique_grid((8, 9, 7), rng)
+    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    k, times = rng.normal(size=(240, 3)) * 0.5, np.sort(rng.uniform(0, 9, 240))
+    a = transform_from_euler([4.0, -3.0, 2.0], [2.0, -1.0, 3.0])
+    b = transform_from_euler([-6.0, 5.0, 1.0], [-3.0, 2.0, -2.0])
+    motion = MotionTrajectory(np.array([0.0, 3.0, 6.0]), np.stack([a, b, a]), end_s=9.0)
+    coils = GaussianCoils(rng, 3)
+    operator = MotionEncoding(grid, k, times, motion, coils, eps=1e-12, coarse_spacing_mm=0.5, rank_tol=1e-14)
+    assert operator.clusters == 2 and operator.order is not None
+    reference = brute_force(grid, rho, k, times, motion, coils)
+    assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
+
+
 def test_groups_follow_the_spread_of_the_poses():
     """Close poses share one group (their weightings compress to about one rank per coil); poses far apart get
     a group each (compressing them together would not save NUFFTs but would cost every sample all components)."""

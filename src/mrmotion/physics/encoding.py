@@ -189,7 +189,7 @@ class MotionEncoding:
         self._pair_group = -1
 
     def _augmented(self, k: FloatArray, transforms: FloatArray, states: np.ndarray):
-        """Per sample (sorted by state): NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
+        """Per sample (in runs of one state): NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
 
         For state t and a sample k: the object is sampled at ``q = L_tᵀk``, at voxel frequency ``κ = L_gridᵀ q``
         and with phase ``φ = k·(d_t − origin) + q·r_centre``; one (4, 3) @ (3, n) product per state. Arrays are laid out
@@ -202,11 +202,12 @@ class MotionEncoding:
         columns = np.ascontiguousarray(k.T)  # (3, M)
         kappa = np.empty((dims, len(k)), dtype=real)
         factor = np.empty(len(k), dtype=self.dtype)
-        bounds = np.searchsorted(states, np.arange(len(transforms) + 1))
-        for state, transform in enumerate(transforms):
-            block = slice(bounds[state], bounds[state + 1])
-            if block.start == block.stop:
-                continue
+        # Each state's samples are one contiguous run (a state belongs to one cluster), but the runs follow the
+        # clusters, not the state numbers: a pose the head returns to later shares an earlier cluster.
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(states)) + 1, [len(states)]])
+        for start, stop in zip(starts[:-1], starts[1:], strict=True):
+            block = slice(int(start), int(stop))
+            transform = transforms[states[start]]
             rotation = transform[:3, :3]
             mapping = np.empty((dims + 1, 3))
             mapping[:dims] = (rotation @ linear)[:, :dims].T
