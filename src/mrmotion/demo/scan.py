@@ -31,8 +31,8 @@ from mrmotion.report.metrics import image_quality  # noqa: E402
 from mrmotion.report.motion_plot import save_figure  # noqa: E402
 
 Step = Callable[[str], None]
-#: The demo reconstructs with the fast approximation (coils move with the head): with the exact model, the rank
-#: of the coil weighting for this long, continuous motion makes each CG iteration several times slower.
+#: The demo reconstructs with the fast approximation (coils move with the head): the exact model costs coils ×
+#: pose groups NUFFTs per CG iteration, and this long, continuous motion has dozens of pose clusters.
 RECON_COIL_MODEL = "moving"
 
 

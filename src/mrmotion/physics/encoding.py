@@ -167,11 +167,13 @@ class MotionEncoding:
         self.states, self.clusters = len(transforms), len(poses)
         self.coils = weights.shape[1]
         self.rank = sum(group.rank for group in self._groups)
-        largest = max(group.rank for group in self._groups)
-        if coils is not None and largest * voxels * self.dtype.itemsize > MAX_WEIGHT_BYTES:
+        # group g holds the (renumbered) clusters first[g] … first[g + 1] − 1
+        self._first = np.cumsum([0] + [len(group.clusters) for group in self._groups])
+        self._largest = max(group.rank for group in self._groups)
+        if coils is not None and self._largest * voxels * self.dtype.itemsize > MAX_WEIGHT_BYTES:
             raise MrMotionError(
-                f"the coil model needs {largest} spatial components in one group of motion states: "
-                f"{largest * voxels * self.dtype.itemsize / 1e9:.1f} GB on this grid, more than "
+                f"the coil model needs {self._largest} spatial components in one group of motion states: "
+                f"{self._largest * voxels * self.dtype.itemsize / 1e9:.1f} GB on this grid, more than "
                 f"{MAX_WEIGHT_BYTES / 1e9:.0f} GB. Use a coarser image or fewer coils"
             )
         self._axes = axes
@@ -224,9 +226,7 @@ class MotionEncoding:
 
     def _group_samples(self, index: int) -> slice:
         """Where group ``index``'s samples are, in the sorted order."""
-        clusters = self._groups[index].clusters
-        first = int(sum(len(group.clusters) for group in self._groups[:index]))
-        return slice(int(self.bounds[first]), int(self.bounds[first + len(clusters)]))
+        return slice(int(self.bounds[self._first[index]]), int(self.bounds[self._first[index + 1]]))
 
     def _spatial(self, index: int) -> np.ndarray | None:
         """Group ``index``'s full-size components ``(R_g, *grid.shape)`` (None for one uniform coil)."""
@@ -239,8 +239,7 @@ class MotionEncoding:
             self._components[index] = upsample(coarse, self.grid, self._axes, self.dtype)
             return self._components[index]
         if self._workspace is None:  # not cached: one buffer for every group, reused at every application
-            largest = max(group.rank for group in self._groups)
-            self._workspace = np.empty((largest, *self.grid.shape), dtype=self.dtype)
+            self._workspace = np.empty((self._largest, *self.grid.shape), dtype=self.dtype)
         return upsample(coarse, self.grid, self._axes, self.dtype, out=self._workspace)
 
     def _nufft(self, index: int) -> NufftPair:
@@ -248,8 +247,8 @@ class MotionEncoding:
         when it changes (each plan holds an oversampled grid per transform: one per group would not fit)."""
         rows = self._group_samples(index)
         if self._pair is None:
-            largest = max(group.rank for group in self._groups)
-            self._pair = NufftPair(self.grid.shape, self._kappa[rows], min(self._chunk, largest), self._eps, self.dtype)
+            transforms = min(self._chunk, self._largest)
+            self._pair = NufftPair(self.grid.shape, self._kappa[rows], transforms, self._eps, self.dtype)
         elif self._pair_group != index:
             self._pair.set_points(self._kappa[rows])
         self._pair_group = index
@@ -257,9 +256,9 @@ class MotionEncoding:
 
     def _cluster_blocks(self, index: int):
         """(local cluster number, slice of its samples within the group's samples) for group ``index``."""
-        first = int(sum(len(group.clusters) for group in self._groups[:index]))
+        first = self._first[index]
         start = self.bounds[first]
-        for local in range(len(self._groups[index].clusters)):
+        for local in range(self._first[index + 1] - first):
             yield local, slice(int(self.bounds[first + local] - start), int(self.bounds[first + local + 1] - start))
 
     def forward(self, image: ArrayLike) -> np.ndarray:
