@@ -13,7 +13,7 @@ vector in grid index order is a vector in the scanner frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,8 @@ class Subject:
     scanner_from_voxel: np.ndarray
     scanner_from_head: np.ndarray
     brain_size: float
+    #: label fractions blurred for rendering, by blur width (filled by :func:`render`)
+    blurred: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def brain(self) -> np.ndarray:
@@ -173,14 +175,35 @@ def render(
     coordinates = source_from_target[:3, :3] @ index + source_from_target[:3, 3:4]
     source_spacing = float(np.abs(np.linalg.det(subject.scanner_from_voxel[:3, :3])) ** (1 / 3))
     sigma = max(resolution_mm / 2.355 / source_spacing - 0.5, 0.0)
-    image = np.tensordot(np.asarray(intensities, dtype=np.float32), subject.fractions, axes=1)
-    outputs = []
-    for volume in (image, subject.brain, subject.fractions.sum(axis=0)):
-        if sigma > 0:
-            volume = ndimage.gaussian_filter(volume, sigma, mode="constant")
-        outputs.append(ndimage.map_coordinates(volume, coordinates, order=1, cval=0.0).reshape(shape))
-    image, brain, head = (o.astype(np.float32) for o in outputs)
+    labels = np.stack(
+        [ndimage.map_coordinates(volume, coordinates, order=1, cval=0.0) for volume in _blurred(subject, sigma)]
+    )
+    image = np.tensordot(np.asarray(intensities, dtype=np.float32), labels, axes=1).reshape(shape)
+    brain = labels[: subject.brain_labels].sum(axis=0).reshape(shape)
+    head = labels.sum(axis=0).reshape(shape)
+    image, brain, head = (o.astype(np.float32) for o in (image, brain, head))
     return image, brain, head
+
+
+#: blur widths (source voxels) are rounded to this step so that blurred label maps can be reused between renders
+SIGMA_STEP = 0.5
+
+
+def _blurred(subject: Subject, sigma: float) -> np.ndarray:
+    """The subject's label fractions blurred by ``sigma`` source voxels (rounded to :data:`SIGMA_STEP`), cached on
+    the subject.
+
+    Blurring is linear, so blurring each label once and mixing the interpolated labels with any intensities gives
+    the same image as mixing first and blurring after; training draws thousands of contrasts per subject, and the
+    blur of the whole source grid was most of a render's time (a 17³ training sample: 0.10 s → 0.023 s).
+    """
+    sigma = round(sigma / SIGMA_STEP) * SIGMA_STEP
+    if sigma not in subject.blurred:
+        fractions = subject.fractions
+        if sigma > 0:
+            fractions = np.stack([ndimage.gaussian_filter(f, sigma, mode="constant") for f in fractions])
+        subject.blurred[sigma] = fractions
+    return subject.blurred[sigma]
 
 
 def output_grid(scanner_from_voxel: np.ndarray) -> np.ndarray:
