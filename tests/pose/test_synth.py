@@ -29,6 +29,29 @@ def test_rendered_brain_sits_at_the_pose(toy_subject):
         del head
 
 
+def test_render_mixes_blurred_labels_as_blurring_the_mixed_image(toy_subject):
+    """The cached per-label blur gives what blurring the mixed image gives (the blur is linear), for a blur width on
+    the rounding step; other widths are rounded to within a quarter of a source voxel."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng()
+    pose = np.eye(4)
+    pose[:3, :3] = synth.random_rotation(rng)
+    grid = synth.cube_grid(rng.uniform(-3, 3, 3), 120.0, 24)
+    intensities = rng.uniform(0, 1, 3).astype(np.float32)
+    sigma = 1.5  # source voxels; resolution_mm = 2.355 · spacing · (sigma + 0.5) with the toy's 2 mm voxels
+    image, _, _ = synth.render(toy_subject, pose, grid, (24,) * 3, intensities, 2.355 * 2.0 * (sigma + 0.5))
+    mixed = ndimage.gaussian_filter(np.tensordot(intensities, toy_subject.fractions, axes=1), sigma, mode="constant")
+    source_from_target = np.linalg.inv(toy_subject.scanner_from_voxel) @ np.linalg.inv(
+        pose @ np.linalg.inv(toy_subject.scanner_from_head)
+    ) @ grid
+    index = np.indices((24,) * 3, dtype=np.float64).reshape(3, -1)
+    points = source_from_target[:3, :3] @ index + source_from_target[:3, 3:4]
+    expected = ndimage.map_coordinates(mixed, points, order=1).reshape((24,) * 3)
+    assert np.allclose(image, expected, atol=1e-5)
+    assert sigma in toy_subject.blurred  # cached for the next render
+
+
 def test_samples_are_finite_normalised_and_reproducible(toy_subject):
     a = synth.rotation_sample(toy_subject, np.random.default_rng(5), size=17)
     b = synth.rotation_sample(toy_subject, np.random.default_rng(5), size=17)
