@@ -178,7 +178,12 @@ def pose_command(
         centre = ", ".join(f"{v:.1f}" for v in estimate.scanner_from_head[:3, 3])
         text = f"{result.volume.name}: brain centre ({centre}) mm, rotation {angle:.1f}°"
         text += f", confidence {estimate.confidence:.2f}"
-        if estimate.confidence < LOW_CONFIDENCE:
+        if not estimate.details.get("orientation_validated", True):
+            text += (
+                f" [yellow](the axis network has not learned orientations: validation error "
+                f"{estimate.details['axes_validation_deg']:.0f}°; use the brain centre only)[/]"
+            )
+        elif estimate.confidence < LOW_CONFIDENCE:
             text += " [yellow](low: not a reliable pose)[/]"
         return text
 

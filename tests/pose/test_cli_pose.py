@@ -49,6 +49,8 @@ def test_pose_of_one_volume(atlas_volume, tmp_path):
     assert (record.source, record.target) == ("head", "scanner")
     assert 0 <= record.extra["confidence"] <= 1
     assert "confidence" in result.output
+    # the shipped axis network has not learned orientations: the file and the message say so
+    assert record.extra["orientation_validated"] is False and "brain centre only" in result.output
 
 
 def test_pose_of_a_folder_with_a_bad_file(atlas_volume, tmp_path):

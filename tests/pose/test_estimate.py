@@ -118,3 +118,21 @@ def test_resample_to_cube_reproduces_a_linear_ramp():
     points = synth.grid_points(grid, (16,) * 3)
     expected = (points[0] + 2 * points[1] - points[2]).reshape((16,) * 3)
     assert np.allclose(cube[2:-2, 2:-2, 2:-2], expected[2:-2, 2:-2, 2:-2], atol=0.3)
+
+
+def test_an_axis_network_that_has_not_learned_orientations_says_so(held_out_volume):
+    """The shipped axis network's recorded validation error (148°) is above 30°: its poses keep the brain centre
+    but their confidence is scaled down and flagged; a network recorded as validated is not scaled."""
+    from dataclasses import replace
+
+    from mrmotion.pose.estimate import UNVALIDATED_FACTOR, default_model
+
+    image, grid, _ = held_out_volume
+    shipped = default_model()
+    assert shipped.axes_validation_deg is not None and not shipped.orientation_validated
+    unvalidated = estimate_pose(image, grid, shipped)
+    validated = estimate_pose(image, grid, replace(shipped, axes_validation_deg=3.0))
+    assert unvalidated.details["orientation_validated"] is False and validated.details["orientation_validated"]
+    assert unvalidated.confidence == pytest.approx(validated.confidence * UNVALIDATED_FACTOR)
+    assert unvalidated.confidence < 0.5
+    assert np.array_equal(unvalidated.scanner_from_head, validated.scanner_from_head)

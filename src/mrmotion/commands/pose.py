@@ -58,6 +58,7 @@ def pose_file(volume: Path, output: Path, model=None) -> PoseResult:
         confidence=round(estimate.confidence, 4),
         brain_size_mm=round(estimate.brain_size_mm, 2),
         brain_volume_ml=round(estimate.brain_volume_ml, 2),
+        orientation_validated=bool(estimate.details.get("orientation_validated", True)),
     )
     return PoseResult(volume, output, estimate)
 

@@ -9,10 +9,11 @@
 
 Output: :class:`PoseEstimate`, with ``scanner_from_head`` (head frame: origin at the brain centroid, axes left,
 posterior, superior; scanner LPS mm) and a confidence in [0, 1] = (localiser's mean probability over the brain) ×
-(how well the predicted head coordinates fit the voxel positions) × (plausibility of the brain's
-size). Volumes of any size, voxel shape and
-orientation are accepted: every stage resamples onto its own cube (after averaging blocks of voxels when the input is
-much finer than the cube, so large volumes cost little memory).
+(how well the predicted head coordinates fit the voxel positions) × (plausibility of the brain's size), scaled by
+:data:`UNVALIDATED_FACTOR` when the axis network's recorded validation error says it has not learned orientations
+(then ``details["orientation_validated"]`` is False: the brain centre is usable, the rotation is not). Volumes of
+any size, voxel shape and orientation are accepted: every stage resamples onto its own cube (after averaging blocks
+of voxels when the input is much finer than the cube, so large volumes cost little memory).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from scipy import ndimage
 
 from mrmotion.errors import MrMotionError
-from mrmotion.io.weights import read_weights
+from mrmotion.io.weights import read_weights, weights_metadata
 from mrmotion.pose import synth
 from mrmotion.pose.frames import brain_centre, brain_size_mm
 from mrmotion.pose.train import make_network
@@ -43,6 +44,10 @@ REFINE_CENTRE = False
 SECOND_PASS = False
 #: below this confidence a pose should not drive a scanner; the CLI says so.
 LOW_CONFIDENCE = 0.5
+#: an axis network whose recorded validation error (median, degrees; in its weights' summary) is above this has not
+#: learned orientations: its poses keep the brain centre but their confidence is scaled by UNVALIDATED_FACTOR
+VALIDATED_DEG = 30.0
+UNVALIDATED_FACTOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ class PoseModel:
     axes: torch.nn.Module
     arch: str = "equivariant"
     axes_size: int = AXES_SIZE  # cube side (voxels) the axis network was trained on
+    #: the axis network's last validation median rotation error (degrees) from its weights' summary; None: unknown
+    axes_validation_deg: float | None = None
+
+    @property
+    def orientation_validated(self) -> bool:
+        """Whether the axis network's recorded validation error is at most :data:`VALIDATED_DEG`."""
+        return self.axes_validation_deg is not None and self.axes_validation_deg <= VALIDATED_DEG
 
     @classmethod
     def load(cls, folder: str | Path | None = None, arch: str = "equivariant") -> PoseModel:
@@ -85,7 +97,9 @@ class PoseModel:
             raise MrMotionError(f"unknown architecture {arch!r}: expected 'equivariant' or 'cnn'")
         localiser, _ = _load(folder / "pose_localiser.safetensors")
         axes, config = _load(folder / name)
-        return cls(localiser, axes, arch, int(config.get("size", AXES_SIZE)))
+        validation = weights_metadata(folder / name)["summary"].get("validation")
+        validation = float(validation) if validation is not None else None
+        return cls(localiser, axes, arch, int(config.get("size", AXES_SIZE)), validation)
 
 
 _MODELS: dict[tuple[str, str], PoseModel] = {}
@@ -216,6 +230,8 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     )
     agreement = float(axes["confidence"][0])
     confidence = float(np.clip(found["probability"] * agreement * plausible, 0, 1))
+    if not model.orientation_validated:  # the centre is the localiser's; the orientation has not been learned
+        confidence *= UNVALIDATED_FACTOR
     pose = np.eye(4)
     pose[:3, :3] = rotation
     # the axis network's brain weights, on a finer grid than the localiser's, give the brain centre
@@ -228,5 +244,7 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
         "localiser_probability": found["probability"],
         "axes_agreement": agreement,
         "size_plausibility": plausible,
+        "orientation_validated": model.orientation_validated,
+        "axes_validation_deg": model.axes_validation_deg,
     }
     return PoseEstimate(pose, confidence, float(found["size"]), float(found["volume_ml"]), details)
