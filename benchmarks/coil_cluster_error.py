@@ -1,7 +1,8 @@
 """How much the exact coil model's pose clusters cost in accuracy, for continuous motion (issue 3).
 
 Coils fixed in the scanner weight the object differently at every pose; ``MotionEncoding`` evaluates that weighting
-once per *cluster* of close poses, at most ``MAX_CLUSTERS`` of them (the tolerance doubles until the states fit).
+once per *cluster* of close poses (at its central state), at most ``MAX_CLUSTERS`` of them (the smallest tolerance
+that fits: doubling, then bisection).
 This compares, on a small 3-D grid (24×22×20 voxels of 4 mm, 8 loop coils, linear 3-D Cartesian order), the k-space
 of a 300-state random walk of the head (steps of 0.8° and 0.5 mm per axis, s.d.) simulated with caps of 16, 64
 (the default) and 256 clusters against the same model with one weighting per state (no clustering, no truncation):

@@ -211,6 +211,36 @@ def test_clustering_shares_coil_weightings_only_between_close_states():
     assert list(labels) == [0, 0, 1, 0] and list(representatives) == [0, 2]
 
 
+def test_a_cluster_is_weighted_at_its_central_state():
+    """A drift through one cluster: the coil weighting is evaluated at the middle of it (weighted by samples), not
+    at the state that opened the cluster."""
+    grid = oblique_grid((8, 8, 8), np.random.default_rng(3))
+    drift = np.stack([transform_from_euler([0.0, 0.0, 0.0], [0.1 * i, 0.0, 0.0]) for i in range(11)])
+    labels, representatives = cluster_states(grid, drift, tol_mm=5.0)
+    assert list(representatives) == [0] and np.all(labels == 0)
+    assert list(coil_weighting.central_states(grid, drift, labels, np.ones(11))) == [5]
+    heavy_end = np.r_[np.ones(10), 1000.0]  # most samples at the last pose
+    assert list(coil_weighting.central_states(grid, drift, labels, heavy_end)) == [10]
+
+
+def test_long_motion_fills_the_cluster_cap(monkeypatch):
+    """More poses than MAX_CLUSTERS: the tolerance is the smallest (to 1/64 of its doubling step) that fits, so
+    the cap is used, not a quarter of it."""
+    import mrmotion.physics.encoding as encoding
+
+    monkeypatch.setattr(encoding, "MAX_CLUSTERS", 12)
+    rng = np.random.default_rng(4)
+    grid = oblique_grid((6, 6, 6), rng)
+    states = 200
+    walk = np.cumsum(rng.normal(size=(states, 3)), axis=0)
+    motion = MotionTrajectory(np.linspace(0, 1, states), transform_from_euler(walk, walk), end_s=1.01)
+    k, times = rng.normal(size=(400, 3)), np.linspace(0, 1, 400)
+    operator = MotionEncoding(grid, k, times, motion, coils=GaussianCoils(rng, 2), eps=1e-9)
+    assert 9 <= operator.clusters <= 12
+    finer = cluster_states(grid, motion.transforms, operator.cluster_tol_mm * 0.95)[1]
+    assert len(finer) > 12
+
+
 def test_bad_inputs():
     rng = np.random.default_rng(9)
     grid = oblique_grid((6, 6, 6), rng)

@@ -31,13 +31,20 @@ from numpy.typing import ArrayLike
 
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.transforms import FloatArray, apply, as_transform
-from mrmotion.physics.coil_weighting import CoilGroup, cluster_states, coarse_weights, plan_groups, upsample
+from mrmotion.physics.coil_weighting import (
+    CoilGroup,
+    central_states,
+    cluster_states,
+    coarse_weights,
+    plan_groups,
+    upsample,
+)
 from mrmotion.physics.nufft import NufftPair
 from mrmotion.physics.trajectory import MotionTrajectory
 
 COIL_MODELS = ("exact", "moving")
-#: At most this many coil weightings are evaluated (the tolerance is doubled until the states fit): evaluating
-#: the coils and planning the groups stays a few seconds. The tolerance used is ``MotionEncoding.cluster_tol_mm``.
+#: At most this many coil weightings are evaluated (the smallest tolerance that fits is searched for: doubling, then
+#: bisection): evaluating the coils and planning the groups stays a few seconds. The tolerance used is ``MotionEncoding.cluster_tol_mm``.
 MAX_CLUSTERS = 64
 #: Memory for full-size coil weighting components (R × voxels) kept between applications of the operator (an
 #: iterative reconstruction applies it dozens of times); beyond it, each group's components are interpolated again
@@ -99,7 +106,7 @@ class MotionEncoding:
     coil_model : ``"exact"`` (coils fixed in the scanner) or ``"moving"`` (approximation: coils move with the head).
     eps, dtype : NUFFT accuracy and precision (``complex64`` halves memory; eps ≥ 1e-6 then).
     cluster_tol_mm, rank_tol, coarse_spacing_mm : accuracy of the coil weighting (module docstring); the
-        cluster tolerance grows (doubling) when more than :data:`MAX_CLUSTERS` clusters would be needed.
+        cluster tolerance grows (the smallest that fits) when more than :data:`MAX_CLUSTERS` clusters would be needed.
     chunk : rank components per NUFFT call (memory vs speed).
     origin_mm : (3,) where the receiver is centred (the acquisition's FOV centre, scanner LPS mm): samples are
         demodulated by ``e^{+i k·origin}``, as a scanner does for an off-centre field of view. With no motion and
@@ -139,10 +146,10 @@ class MotionEncoding:
         self.cluster_tol_mm = float(cluster_tol_mm)
         if coil_model == "exact" and coils is not None:  # a uniform coil looks the same from every pose
             cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm)
-            while len(representative) > MAX_CLUSTERS:  # bound the coil evaluations: coarser clusters for long motion
-                self.cluster_tol_mm = max(2.0 * self.cluster_tol_mm, 0.01)
-                cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm)
-            poses = transforms[representative]
+            if len(representative) > MAX_CLUSTERS:  # bound the coil evaluations: coarser clusters for long motion
+                cluster_of_state = self._fit_clusters(grid, transforms)
+            samples_per_state = np.bincount(states, minlength=len(transforms))
+            poses = transforms[central_states(grid, transforms, cluster_of_state, samples_per_state)]
             # Truncating the SVD below the error the clustering already makes buys nothing (coil maps vary on a
             # scale of ≳ 50 mm, so a pose error of δ mm changes them by about δ/50; keep the rank 100× finer).
             rank_tol = max(rank_tol, self.cluster_tol_mm / 5000.0)
@@ -189,6 +196,25 @@ class MotionEncoding:
         self._kappa, self._eps, self._chunk = kappa, eps, max(1, chunk)
         self._pair: NufftPair | None = None
         self._pair_group = -1
+
+    def _fit_clusters(self, grid: ImageGrid, transforms: FloatArray) -> np.ndarray:
+        """Cluster labels with the smallest tolerance that gives at most :data:`MAX_CLUSTERS` clusters: doubling
+        until they fit, then 6 bisection steps (doubling alone overshot: 28 clusters of a cap of 64 in
+        ``benchmarks/coil_cluster_error.py``). Sets ``cluster_tol_mm``."""
+        low, high = self.cluster_tol_mm, max(2.0 * self.cluster_tol_mm, 0.01)
+        labels, representative = cluster_states(grid, transforms, high)
+        while len(representative) > MAX_CLUSTERS:
+            low, high = high, 2.0 * high
+            labels, representative = cluster_states(grid, transforms, high)
+        for _ in range(6):
+            middle = 0.5 * (low + high)
+            trial, representative = cluster_states(grid, transforms, middle)
+            if len(representative) <= MAX_CLUSTERS:
+                labels, high = trial, middle
+            else:
+                low = middle
+        self.cluster_tol_mm = high
+        return labels
 
     def _augmented(self, k: FloatArray, transforms: FloatArray, states: np.ndarray):
         """Per sample (in runs of one state): NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
