@@ -44,7 +44,8 @@ from mrmotion.physics.trajectory import MotionTrajectory
 
 COIL_MODELS = ("exact", "moving")
 #: At most this many coil weightings are evaluated (the smallest tolerance that fits is searched for: doubling, then
-#: bisection): evaluating the coils and planning the groups stays a few seconds. The tolerance used is ``MotionEncoding.cluster_tol_mm``.
+#: bisection): evaluating the coils and planning the groups stays a few seconds. The tolerance used is
+#: ``MotionEncoding.cluster_tol_mm``.
 MAX_CLUSTERS = 64
 #: Memory for full-size coil weighting components (R × voxels) kept between applications of the operator (an
 #: iterative reconstruction applies it dozens of times); beyond it, each group's components are interpolated again
