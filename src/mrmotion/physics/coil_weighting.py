@@ -75,12 +75,13 @@ def central_states(grid: ImageGrid, transforms: FloatArray, labels: np.ndarray, 
     """
     corners = grid.corners()
     moved = np.einsum("tij,pj->tpi", transforms[:, :3, :3], corners) + transforms[:, None, :3, 3]  # (T, P, 3)
+    weights = np.asarray(weights, dtype=np.float64) + 1e-12
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(labels.max() + 2))
     central = np.empty(len(bounds) - 1, dtype=np.int64)
     for cluster in range(len(central)):
         members = order[bounds[cluster] : bounds[cluster + 1]]
-        weight = np.asarray(weights, dtype=np.float64)[members] + 1e-12
+        weight = weights[members]
         mean = np.einsum("t,tpi->pi", weight, moved[members]) / weight.sum()
         distance = np.max(np.linalg.norm(moved[members] - mean, axis=-1), axis=-1)
         central[cluster] = members[int(np.argmin(distance))]
