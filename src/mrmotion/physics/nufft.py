@@ -87,16 +87,31 @@ class NufftPair:
             if np.abs(column).max() > 3.0 * np.pi:
                 columns[axis] = (np.mod(column + np.pi, 2.0 * np.pi) - np.pi).astype(real)
         self._columns, self.count = columns, points.shape[0]
-        for plan in self._plans.values():
-            plan.setpts(*self._columns)
+        self._in_order = _in_order(columns, self.shape)
+        for kind, plan in list(self._plans.items()):
+            if kind == 2 and self._plans_in_order != self._in_order:  # the sorting choice is made at planning
+                del self._plans[kind]
+            else:
+                plan.setpts(*self._columns)
+
+    _plans_in_order = False
 
     def _plan(self, kind: int) -> finufft.Plan:
         """The type-2 (forward) or type-1 (adjoint) plan, made on first use: a simulation needs only the forward
         one, and each plan sorts the points (a fifth of a 1-mm transform's time)."""
         if kind not in self._plans:
             isign = -1 if kind == 2 else +1
+            options = dict(self._options)
+            if kind == 2 and self._in_order:
+                # Interpolating at points that arrive in k-space order (Cartesian lines, spokes) needs no sort:
+                # setpts 0.05 s instead of 0.2 s and an equal or faster transform on a 1-mm volume. Spreading
+                # (type 1) stays sorted: unsorted it was 1.5× slower even in that order.
+                options["spread_sort"] = 0
+                self._plans_in_order = True
+            elif kind == 2:
+                self._plans_in_order = False
             plan = finufft.Plan(
-                kind, self.shape, self.n_trans, self._eps, isign=isign, dtype=self.dtype.name, **self._options
+                kind, self.shape, self.n_trans, self._eps, isign=isign, dtype=self.dtype.name, **options
             )
             plan.setpts(*self._columns)
             self._plans[kind] = plan
@@ -111,3 +126,17 @@ class NufftPair:
         """``(n_trans, M)`` samples → ``(n_trans, *shape)`` images (the exact adjoint of :meth:`forward`)."""
         data = np.ascontiguousarray(samples, dtype=self.dtype).reshape(self.n_trans, self.count)
         return self._plan(1).execute(data).reshape(self.n_trans, *self.shape)
+
+
+def _in_order(columns: list[np.ndarray], shape: tuple[int, ...], pairs: int = 20_000) -> bool:
+    """Whether consecutive points are mostly neighbours in k-space: the mean step, in grid cells (2π/n per axis,
+    the largest axis, capped at 8 cells), under 2 cells on ``pairs`` evenly spread consecutive pairs. Cartesian
+    lines and spokes are in order, random orders are not."""
+    count = len(columns[0])
+    if count < 2:
+        return True
+    first = np.unique(np.linspace(0, count - 2, min(pairs, count - 1)).astype(np.int64))
+    cells = [
+        np.abs(column[first + 1] - column[first]) * (n / (2 * np.pi)) for column, n in zip(columns, shape, strict=True)
+    ]
+    return float(np.mean(np.minimum(np.max(cells, axis=0), 8.0))) < 2.0
