@@ -201,6 +201,45 @@ def test_adjoint_dot_product():
         assert abs(left - right) <= 1e-6 * abs(right)
 
 
+@pytest.mark.parametrize(
+    ("shape", "model", "coil_count", "affine"),
+    [((11, 8, 6), "moving", 4, False), ((9, 12), "moving", 3, True), ((10, 7, 5), "exact", 0, True)],
+)
+def test_normal_operator_of_one_coil_weighting_is_a_convolution_equal_to_adjoint_of_forward(
+    shape, model, coil_count, affine
+):
+    """With one weighting for all samples (coils moving with the head, one uniform coil), EᴴE is applied as a
+    Toeplitz convolution: it equals Eᴴ(E x) for random motion (affine: |det| ≠ 1 amplitudes), odd and even sizes."""
+    rng = np.random.default_rng()
+    grid = oblique_grid(shape, rng) if len(shape) == 3 else ImageGrid(shape, np.diag([2.0, 1.5, 1.0, 1.0]))
+    k, times = rng.normal(size=(500, 3)) * 0.7, rng.uniform(0, 5, 500)
+    if len(shape) == 2:
+        k[:, 2] = 0.0
+    motion = random_motion(rng, 6, 5.0)
+    if affine:
+        scales = np.diag([1.1, 0.9, 1.05, 1.0])
+        motion = MotionTrajectory(motion.times_s, motion.transforms @ scales, end_s=5.0, rigid=False)
+    coils = GaussianCoils(rng, coil_count) if coil_count else None
+    operator = MotionEncoding(grid, k, times, motion, coils, coil_model=model, eps=1e-12)
+    assert operator.uses_toeplitz
+    x = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    expected = operator.adjoint(operator.forward(x))
+    got = operator.normal(x)
+    assert np.linalg.norm(got - expected) <= 1e-9 * np.linalg.norm(expected)
+    with pytest.raises(MrMotionError, match="does not match"):
+        operator.normal(np.zeros((3, 3)))
+
+
+def test_several_coil_weightings_use_forward_then_adjoint():
+    rng = np.random.default_rng(3)
+    grid = oblique_grid((8, 7, 6), rng)
+    k, times = rng.normal(size=(300, 3)) * 0.6, rng.uniform(0, 5, 300)
+    operator = MotionEncoding(grid, k, times, random_motion(rng, 5, 5.0, scale_deg=20), GaussianCoils(rng, 2))
+    assert operator.clusters > 1 and not operator.uses_toeplitz
+    x = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    assert np.allclose(operator.normal(x), operator.adjoint(operator.forward(x)))
+
+
 def test_clustering_shares_coil_weightings_only_between_close_states():
     rng = np.random.default_rng(8)
     grid = oblique_grid((10, 10, 10), rng)

@@ -40,6 +40,7 @@ from mrmotion.physics.coil_weighting import (
     upsample,
 )
 from mrmotion.physics.nufft import NufftPair
+from mrmotion.physics.toeplitz import ToeplitzNormal
 from mrmotion.physics.trajectory import MotionTrajectory
 
 COIL_MODELS = ("exact", "moving")
@@ -197,6 +198,7 @@ class MotionEncoding:
         self._kappa, self._eps, self._chunk = kappa, eps, max(1, chunk)
         self._pair: NufftPair | None = None
         self._pair_group = -1
+        self._toeplitz = None
 
     def _fit_clusters(self, grid: ImageGrid, transforms: FloatArray) -> np.ndarray:
         """Cluster labels with the smallest tolerance that gives at most :data:`MAX_CLUSTERS` clusters: doubling
@@ -344,6 +346,44 @@ class MotionEncoding:
                     image += np.einsum("r...,r...->...", np.conj(spatial[start:stop]), images)
         return image
 
+    @property
+    def uses_toeplitz(self) -> bool:
+        """Whether :meth:`normal` is a convolution: every sample sees the same coil weighting (one cluster)."""
+        return self.clusters == 1
+
     def normal(self, image: ArrayLike) -> np.ndarray:
-        """``Eᴴ E x``."""
-        return self.adjoint(self.forward(image))
+        """``Eᴴ E x``.
+
+        With one coil weighting for all samples (``coil_model="moving"``, one uniform coil, or motion within one
+        cluster), ``EᴴE = Σ_j λ_j B_jᴴ T B_j``: T the NUFFT's normal operator with weights |a_m|² (the phases
+        cancel), a convolution (:class:`~mrmotion.physics.toeplitz.ToeplitzNormal`), and ``B_j`` the eigenmaps of
+        the coil weighting's Gram matrix ``UᴴU``: one zero-padded FFT pair per coil instead of two NUFFTs (2.5×
+        faster at 1 mm). Otherwise ``Eᴴ(E x)``.
+        """
+        if not self.uses_toeplitz:
+            return self.adjoint(self.forward(image))
+        x = np.asarray(image)
+        if x.shape != self.grid.shape:
+            raise MrMotionError(f"image shape {x.shape} does not match the grid {self.grid.shape}")
+        if self._toeplitz is None:
+            self._toeplitz = self._make_toeplitz()
+        convolution, strengths, maps = self._toeplitz
+        if maps is None:  # one uniform coil
+            return (strengths[0] * convolution.apply(x)).astype(self.dtype, copy=False)
+        result = np.zeros(self.grid.shape, dtype=self.dtype)
+        for strength, coil_map in zip(strengths, maps, strict=True):
+            result += strength * np.conj(coil_map) * convolution.apply(coil_map * x)
+        return result
+
+    def _make_toeplitz(self):
+        """(convolution, λ_j, B_j or None) for :meth:`normal` (made on first use: a simulation never needs it)."""
+        weights = np.abs(self._phase.astype(np.complex128)) ** 2
+        convolution = ToeplitzNormal(self.grid.shape, self._kappa, weights, self._eps, self.dtype)
+        u = self._groups[0].weights_u[0].astype(np.complex128)  # (coils, R): one cluster
+        strengths, vectors = np.linalg.eigh(u.conj().T @ u)
+        keep = strengths > 1e-12 * max(float(strengths.max()), 1e-300)
+        if self._uniform:
+            return convolution, strengths[keep], None
+        spatial = self._spatial(0)
+        maps = [np.tensordot(vectors[:, j].conj(), spatial, axes=1).astype(self.dtype) for j in np.flatnonzero(keep)]
+        return convolution, strengths[keep], maps
