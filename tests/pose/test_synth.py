@@ -42,9 +42,11 @@ def test_render_mixes_blurred_labels_as_blurring_the_mixed_image(toy_subject):
     sigma = 1.5  # source voxels; resolution_mm = 2.355 · spacing · (sigma + 0.5) with the toy's 2 mm voxels
     image, _, _ = synth.render(toy_subject, pose, grid, (24,) * 3, intensities, 2.355 * 2.0 * (sigma + 0.5))
     mixed = ndimage.gaussian_filter(np.tensordot(intensities, toy_subject.fractions, axes=1), sigma, mode="constant")
-    source_from_target = np.linalg.inv(toy_subject.scanner_from_voxel) @ np.linalg.inv(
-        pose @ np.linalg.inv(toy_subject.scanner_from_head)
-    ) @ grid
+    source_from_target = (
+        np.linalg.inv(toy_subject.scanner_from_voxel)
+        @ np.linalg.inv(pose @ np.linalg.inv(toy_subject.scanner_from_head))
+        @ grid
+    )
     index = np.indices((24,) * 3, dtype=np.float64).reshape(3, -1)
     points = source_from_target[:3, :3] @ index + source_from_target[:3, 3:4]
     expected = ndimage.map_coordinates(mixed, points, order=1).reshape((24,) * 3)
