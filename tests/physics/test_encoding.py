@@ -312,10 +312,11 @@ def test_groups_respect_the_memory_bound():
     assert sorted(np.concatenate([g.clusters for g in bounded])) == list(range(12))
 
 
-@pytest.mark.parametrize("shape", [(14, 12, 10), (16, 13)])
-def test_simulation_encodes_only_the_box_of_nonzero_voxels_and_stays_exact(shape):
+@pytest.mark.parametrize(("shape", "coil_count"), [((14, 12, 10), 0), ((16, 13), 0), ((14, 12, 10), 3), ((16, 13), 2)])
+def test_simulation_encodes_only_the_box_of_nonzero_voxels_and_stays_exact(shape, coil_count):
     """simulate() encodes the box holding the non-zero voxels (zero voxels add nothing): the k-space equals the
-    encoding of the whole grid, for a uniform coil exactly (to the NUFFT's accuracy)."""
+    encoding of the whole grid, to the NUFFT's accuracy, also with coils (the box reuses the whole grid's coarse
+    coil nodes, so a reconstruction on the whole grid models the coils as the simulation did)."""
     from mrmotion.physics.sampling import cartesian
     from mrmotion.physics.simulate import acquisition_frame, object_support, simulate
 
@@ -330,11 +331,11 @@ def test_simulation_encodes_only_the_box_of_nonzero_voxels_and_stays_exact(shape
     matrix = (*shape, 1) if len(shape) == 2 else shape
     sampling = cartesian(matrix, (2.0, 2.0, 3.0), mode="2d" if len(shape) == 2 else "3d", order="linear")
     motion = random_motion(rng, 4, sampling.duration_s)
-    scan = simulate(image, grid, sampling, motion, eps=1e-12)
+    coils = GaussianCoils(rng, coil_count) if coil_count else None
+    scan = simulate(image, grid, sampling, motion, coils, eps=1e-12)
     frame = acquisition_frame(grid)
-    whole = MotionEncoding(
-        grid, (frame[:3, :3] @ sampling.k_logical.T).T, sampling.time_s, scan.motion, eps=1e-12, origin_mm=frame[:3, 3]
-    )
+    k = (frame[:3, :3] @ sampling.k_logical.T).T
+    whole = MotionEncoding(grid, k, sampling.time_s, scan.motion, coils, eps=1e-12, origin_mm=frame[:3, 3])
     expected = whole.forward(image)
     assert np.linalg.norm(scan.data - expected) <= 1e-9 * np.linalg.norm(expected)
     everything, same = object_support(np.zeros(shape), grid)  # nothing to encode: the whole grid, not an error

@@ -116,7 +116,7 @@ def upsample(
     real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
     matrices = [
         np.eye(size, dtype=real)
-        if len(positions) == size
+        if np.array_equal(positions, np.arange(size))
         else CubicSpline(positions, np.eye(len(positions)), axis=0)(np.arange(size)).astype(real)
         for size, positions in zip(grid.shape, axes, strict=True)
     ]
@@ -160,10 +160,13 @@ class CoilGroup:
         return self.weights_u.shape[2]
 
 
-def coarse_weights(coils, grid: ImageGrid, poses: FloatArray, spacing_mm: float) -> tuple[np.ndarray, list]:
+def coarse_weights(
+    coils, grid: ImageGrid, poses: FloatArray, spacing_mm: float, axes: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, list]:
     """``(K, coils, G)`` weightings ``C_c(A_k r(u))`` of scanner-fixed coils at the coarse-grid voxels of ``grid``
-    for K poses (None: one uniform coil), and the coarse axes."""
-    axes = coarse_axes(grid, spacing_mm)
+    for K poses (None: one uniform coil), and the coarse axes (``axes``: given node positions in ``grid``'s voxel
+    units, which may lie outside it, instead of :func:`coarse_axes`)."""
+    axes = coarse_axes(grid, spacing_mm) if axes is None else [np.asarray(a, dtype=np.float64) for a in axes]
     positions = grid.positions(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)).reshape(-1, 3)
     if coils is None:
         return np.ones((len(poses), 1, len(positions)), dtype=np.complex128), axes

@@ -109,6 +109,9 @@ class MotionEncoding:
     eps, dtype : NUFFT accuracy and precision (``complex64`` halves memory; eps ≥ 1e-6 then).
     cluster_tol_mm, rank_tol, coarse_spacing_mm : accuracy of the coil weighting (module docstring); the
         cluster tolerance grows (the smallest that fits) when more than :data:`MAX_CLUSTERS` clusters would be needed.
+    coarse_axes : the coil weighting's coarse nodes per axis, in this grid's voxel units (default: about
+        ``coarse_spacing_mm`` apart over the grid); a grid cut from a larger one passes the larger grid's nodes, so
+        its weighting is the larger grid's, restricted.
     chunk : rank components per NUFFT call (memory vs speed).
     origin_mm : (3,) where the receiver is centred (the acquisition's FOV centre, scanner LPS mm): samples are
         demodulated by ``e^{+i k·origin}``, as a scanner does for an off-centre field of view. With no motion and
@@ -128,6 +131,7 @@ class MotionEncoding:
         cluster_tol_mm: float = 0.1,
         rank_tol: float = 1e-5,
         coarse_spacing_mm: float = 8.0,
+        coarse_axes: list[np.ndarray] | None = None,
         chunk: int = 4,
         origin_mm: ArrayLike = (0.0, 0.0, 0.0),
     ) -> None:
@@ -157,7 +161,7 @@ class MotionEncoding:
             rank_tol = max(rank_tol, self.cluster_tol_mm / 5000.0)
         else:
             cluster_of_state, poses = np.zeros(len(transforms), dtype=np.int64), np.eye(4)[None]
-        weights, axes = coarse_weights(coils, grid, poses, coarse_spacing_mm)
+        weights, axes = coarse_weights(coils, grid, poses, coarse_spacing_mm, coarse_axes)
         per_cluster = np.bincount(cluster_of_state[states], minlength=len(poses))
         voxels = int(np.prod(grid.shape))
         max_rank = max(weights.shape[1], MAX_WEIGHT_BYTES // (voxels * self.dtype.itemsize))

@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.parameters import rotvec_from_transform, transform_from_rotvec
 from mrmotion.geometry.transforms import FloatArray, make_transform
-from mrmotion.physics.coil_weighting import coil_maps_on_grid
+from mrmotion.physics.coil_weighting import coarse_axes, coil_maps_on_grid
 from mrmotion.physics.encoding import ImageGrid, MotionEncoding
 from mrmotion.physics.multislice import multislice_kspace
 from mrmotion.physics.sampling import Sampling
@@ -44,6 +44,10 @@ class SimulatedScan:
     coil_maps: np.ndarray
     noise_std: float
     motion: MotionTrajectory
+
+
+#: spacing of the coarse grid on which coil weightings are evaluated (mm; MotionEncoding's default)
+COARSE_SPACING_MM = 8.0
 
 
 def acquisition_frame(grid: ImageGrid) -> FloatArray:
@@ -171,6 +175,9 @@ def simulate(
     else:
         k_scanner = (frame[:3, :3] @ sampling.k_logical.T).T  # (3, M) product: 3–10× faster than (M, 3) @ (3, 3)
         support, support_grid = object_support(array, grid)
+        # the whole grid's coarse coil nodes, in the box's voxel units: the box's coil weighting is the whole grid's
+        # (restricted), so a reconstruction on the whole grid models the coils exactly as the simulation did
+        nodes = [axis - part.start for axis, part in zip(coarse_axes(grid, COARSE_SPACING_MM), support, strict=True)]
         operator = MotionEncoding(
             support_grid,
             k_scanner,
@@ -180,6 +187,8 @@ def simulate(
             coil_model,
             eps=eps,
             dtype=dtype,
+            coarse_spacing_mm=COARSE_SPACING_MM,
+            coarse_axes=nodes,
             origin_mm=frame[:3, 3],
         )
         data = operator.forward(array[support].astype(dtype))
