@@ -37,6 +37,8 @@ FFT_COST = 0.4
 #: Group tolerances tried by :func:`plan_groups` (mm, largest corner displacement from the group's first pose);
 #: 0 = each cluster alone, inf = all clusters together.
 GROUP_TOLERANCES_MM = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, np.inf)
+#: Spacing (mm) of the coarse grid on which coil weightings are evaluated before the splines (the default everywhere).
+COARSE_SPACING_MM = 8.0
 
 
 def cluster_states(grid: ImageGrid, transforms: FloatArray, tol_mm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +137,9 @@ def upsample(
     return result
 
 
-def coil_maps_on_grid(coils, grid: ImageGrid, spacing_mm: float = 8.0, dtype: type = np.complex128) -> np.ndarray:
+def coil_maps_on_grid(
+    coils, grid: ImageGrid, spacing_mm: float = COARSE_SPACING_MM, dtype: type = np.complex128
+) -> np.ndarray:
     """``(count, *grid.shape)`` sensitivities of scanner-fixed coils on the grid (coarse grid + cubic splines)."""
     axes = coarse_axes(grid, spacing_mm)
     positions = grid.positions(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1))

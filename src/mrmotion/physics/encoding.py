@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.transforms import FloatArray, apply, as_transform
 from mrmotion.physics.coil_weighting import (
+    COARSE_SPACING_MM,
     CoilGroup,
     central_states,
     cluster_states,
@@ -130,7 +131,7 @@ class MotionEncoding:
         dtype: type = np.complex128,
         cluster_tol_mm: float = 0.1,
         rank_tol: float = 1e-5,
-        coarse_spacing_mm: float = 8.0,
+        coarse_spacing_mm: float = COARSE_SPACING_MM,
         coarse_axes: list[np.ndarray] | None = None,
         chunk: int = 4,
         origin_mm: ArrayLike = (0.0, 0.0, 0.0),

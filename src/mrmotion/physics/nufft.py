@@ -39,6 +39,30 @@ def precision(voxels: int) -> tuple[float, type]:
     return (1e-4, np.complex64) if voxels > SINGLE_PRECISION_VOXELS else (1e-6, np.complex128)
 
 
+def upsampling(eps: float) -> float:
+    """finufft's oversampling factor for tolerance ``eps``: 1.25 halves the time of a 1-mm 3-D transform here
+    (smaller FFTs) and supports eps ≥ ~1e-8; 2 below that."""
+    return 1.25 if eps >= 1e-8 else 2.0
+
+
+def point_columns(kappa: ArrayLike, ndim: int, dtype: type, what: str) -> list[np.ndarray]:
+    """``(M, ndim)`` points (rad/voxel) as finufft takes them: one contiguous array per axis in the real type of
+    ``dtype``, wrapped into [−π, π) when some lie outside finufft's [−3π, 3π] (the sums are 2π-periodic). The
+    caller's array is never changed. Bad shapes or non-finite points: a clear error naming ``what``."""
+    points = np.asarray(kappa)
+    if points.ndim != 2 or points.shape[1] != ndim or points.shape[0] == 0:
+        raise MrMotionError(f"{what} points: expected shape (M, {ndim}), got {points.shape}")
+    real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
+    # a transposed (ndim, M) array costs no reordering
+    columns = [np.ascontiguousarray(points[:, axis], dtype=real) for axis in range(ndim)]
+    for axis, column in enumerate(columns):
+        if not np.all(np.isfinite(column)):
+            raise MrMotionError(f"{what} points contain NaN or infinite values")
+        if np.abs(column).max() > 3.0 * np.pi:  # into a new array: the column may be a view of the caller's points
+            columns[axis] = (np.mod(column + np.pi, 2.0 * np.pi) - np.pi).astype(real)
+    return columns
+
+
 class NufftPair:
     """Forward (type 2) and adjoint (type 1) NUFFT on a fixed set of points.
 
@@ -64,29 +88,17 @@ class NufftPair:
             raise MrMotionError(f"NUFFT grid must be 2-D or 3-D with positive sizes, got {shape}")
         self.dtype = np.dtype(dtype)
         self.n_trans = int(n_trans)
-        # upsampfac 1.25 halves the time of a 1-mm 3-D transform here (smaller FFTs); it supports eps ≥ ~1e-8.
-        self._options = {"nthreads": THREADS, "modeord": 0, "upsampfac": 1.25 if eps >= 1e-8 else 2.0}
+        self._options = {"nthreads": THREADS, "modeord": 0, "upsampfac": upsampling(eps)}
         self._eps = eps
         self._plans: dict[int, finufft.Plan] = {}
+        self._plans_in_order = False  # whether the type-2 plan was made without sorting (see _plan)
         self.set_points(kappa)
 
     def set_points(self, kappa: ArrayLike) -> None:
         """Move the transforms to new points ``(M, ndim)``, keeping the plans (and their oversampled grids, whose
         first use costs as much as an FFT): how an operator visits groups of samples one after the other."""
-        points = np.asarray(kappa)
-        if points.ndim != 2 or points.shape[1] != len(self.shape) or points.shape[0] == 0:
-            raise MrMotionError(f"NUFFT points: expected shape (M, {len(self.shape)}), got {points.shape}")
-        real = np.float32 if self.dtype == np.complex64 else np.float64
-        # One contiguous array per axis (what finufft takes); a transposed (ndim, M) array costs no reordering.
-        columns = [np.ascontiguousarray(points[:, axis], dtype=real) for axis in range(len(self.shape))]
-        for axis, column in enumerate(columns):
-            if not np.all(np.isfinite(column)):
-                raise MrMotionError("NUFFT points contain NaN or infinite values")
-            # finufft takes points in [−3π, 3π]; wrap (the sums are 2π-periodic) only when some lie outside, into
-            # a new array (the column may be a view of the caller's points).
-            if np.abs(column).max() > 3.0 * np.pi:
-                columns[axis] = (np.mod(column + np.pi, 2.0 * np.pi) - np.pi).astype(real)
-        self._columns, self.count = columns, points.shape[0]
+        columns = point_columns(kappa, len(self.shape), self.dtype, "NUFFT")
+        self._columns, self.count = columns, len(columns[0])
         self._in_order = _in_order(columns, self.shape)
         for kind, plan in list(self._plans.items()):
             if kind == 2 and self._plans_in_order != self._in_order:  # the sorting choice is made at planning
@@ -94,22 +106,19 @@ class NufftPair:
             else:
                 plan.setpts(*self._columns)
 
-    _plans_in_order = False
-
     def _plan(self, kind: int) -> finufft.Plan:
         """The type-2 (forward) or type-1 (adjoint) plan, made on first use: a simulation needs only the forward
         one, and each plan sorts the points (a fifth of a 1-mm transform's time)."""
         if kind not in self._plans:
             isign = -1 if kind == 2 else +1
             options = dict(self._options)
-            if kind == 2 and self._in_order:
+            if kind == 2:
                 # Interpolating at points that arrive in k-space order (Cartesian lines, spokes) needs no sort:
                 # setpts 0.05 s instead of 0.2 s and an equal or faster transform on a 1-mm volume. Spreading
                 # (type 1) stays sorted: unsorted it was 1.5× slower even in that order.
-                options["spread_sort"] = 0
-                self._plans_in_order = True
-            elif kind == 2:
-                self._plans_in_order = False
+                self._plans_in_order = self._in_order
+                if self._in_order:
+                    options["spread_sort"] = 0
             plan = finufft.Plan(
                 kind, self.shape, self.n_trans, self._eps, isign=isign, dtype=self.dtype.name, **options
             )

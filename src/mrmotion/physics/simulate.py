@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.parameters import rotvec_from_transform, transform_from_rotvec
 from mrmotion.geometry.transforms import FloatArray, make_transform
-from mrmotion.physics.coil_weighting import coarse_axes, coil_maps_on_grid
+from mrmotion.physics.coil_weighting import COARSE_SPACING_MM, coarse_axes, coil_maps_on_grid
 from mrmotion.physics.encoding import ImageGrid, MotionEncoding
 from mrmotion.physics.multislice import multislice_kspace
 from mrmotion.physics.sampling import Sampling
@@ -44,10 +44,6 @@ class SimulatedScan:
     coil_maps: np.ndarray
     noise_std: float
     motion: MotionTrajectory
-
-
-#: spacing of the coarse grid on which coil weightings are evaluated (mm; MotionEncoding's default)
-COARSE_SPACING_MM = 8.0
 
 
 def acquisition_frame(grid: ImageGrid) -> FloatArray:
@@ -123,8 +119,9 @@ def object_support(array: np.ndarray, grid: ImageGrid) -> tuple[tuple[slice, ...
     shifted to the box's first voxel). Zero voxels add nothing to k-space, so encoding the box is exact; on the
     MNI152 template (a zero background, 47% of the volume in the box) the NUFFTs' FFTs and the coil weightings
     shrink by half. An all-zero image keeps its full grid."""
+    occupied = array != 0
     nonzero = [
-        np.flatnonzero(np.any(array != 0, axis=tuple(a for a in range(array.ndim) if a != axis)))
+        np.flatnonzero(np.any(occupied, axis=tuple(a for a in range(array.ndim) if a != axis)))
         for axis in range(array.ndim)
     ]
     if any(len(index) == 0 for index in nonzero):
@@ -187,7 +184,6 @@ def simulate(
             coil_model,
             eps=eps,
             dtype=dtype,
-            coarse_spacing_mm=COARSE_SPACING_MM,
             coarse_axes=nodes,
             origin_mm=frame[:3, 3],
         )

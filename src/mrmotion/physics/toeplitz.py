@@ -23,7 +23,7 @@ import scipy.fft
 from numpy.typing import ArrayLike
 
 from mrmotion.errors import MrMotionError
-from mrmotion.physics.nufft import THREADS
+from mrmotion.physics.nufft import THREADS, point_columns, upsampling
 
 
 class ToeplitzNormal:
@@ -41,30 +41,24 @@ class ToeplitzNormal:
         dtype: type = np.complex128,
     ) -> None:
         self.shape = tuple(int(n) for n in shape)
-        points = np.asarray(kappa)
         weights = np.asarray(weights)
         if len(self.shape) not in (2, 3) or min(self.shape) < 1:
             raise MrMotionError(f"Toeplitz grid must be 2-D or 3-D with positive sizes, got {shape}")
-        if points.ndim != 2 or points.shape[1] != len(self.shape) or points.shape[0] == 0:
-            raise MrMotionError(f"Toeplitz points: expected shape (M, {len(self.shape)}), got {points.shape}")
-        if weights.shape != (points.shape[0],) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise MrMotionError(f"Toeplitz weights must be {points.shape[0]} finite values ≥ 0")
-        if not np.all(np.isfinite(points)):
-            raise MrMotionError("Toeplitz points contain NaN or infinite values")
         self.dtype = np.dtype(dtype)
+        columns = point_columns(kappa, len(self.shape), self.dtype, "Toeplitz")
+        count = len(columns[0])
+        if weights.shape != (count,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise MrMotionError(f"Toeplitz weights must be {count} finite values ≥ 0")
         real = np.float32 if self.dtype == np.complex64 else np.float64
         # ≥ 2n − 1 holds every difference u − u'; next_fast_len avoids the prime factors of sizes such as
         # 2 × 197 (pocketfft's Bluestein path made the padded transform twice as slow).
         self.padded = tuple(scipy.fft.next_fast_len(2 * n - 1) for n in self.shape)
-        wrapped = np.mod(points + np.pi, 2.0 * np.pi) - np.pi  # finufft's range; K is 2π-periodic in κ
-        columns = [np.ascontiguousarray(wrapped[:, axis], dtype=real) for axis in range(len(self.shape))]
         strengths = np.ascontiguousarray(weights, dtype=self.dtype)
         # modeord=1: modes in FFT order (0 … P/2 − 1, −P/2 … −1), the circular layout of the kernel.
         kernel = finufft.nufft3d1 if len(self.shape) == 3 else finufft.nufft2d1
-        # upsampfac 1.25 (as in NufftPair): the default 2 would need an oversampled grid 4× larger (4.6 GB at 1 mm).
-        upsampfac = 1.25 if eps >= 1e-8 else 2.0
+        # finufft's default upsampfac of 2 would need an oversampled grid 4× larger (4.6 GB at 1 mm)
         embedded = kernel(
-            *columns, strengths, self.padded, eps=eps, isign=+1, modeord=1, nthreads=THREADS, upsampfac=upsampfac
+            *columns, strengths, self.padded, eps=eps, isign=+1, modeord=1, nthreads=THREADS, upsampfac=upsampling(eps)
         )
         for axis, (n, size) in enumerate(zip(self.shape, self.padded, strict=True)):
             unused = [slice(None)] * len(self.shape)
