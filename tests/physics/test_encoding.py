@@ -129,6 +129,30 @@ def test_a_pose_the_head_returns_to_shares_its_cluster_and_stays_exact():
     assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
 
 
+class UniformCoil:
+    count = 1
+
+    def sensitivities(self, points):
+        return np.ones((1, *np.asarray(points).shape[:-1]), dtype=complex)
+
+
+@pytest.mark.parametrize("in_time_order", [True, False])
+def test_one_uniform_coil_with_states_no_sample_sees_stays_exact(in_time_order):
+    """coils=None takes its own path (the samples times the phases); a state between two samples is dropped."""
+    rng = np.random.default_rng()
+    grid = oblique_grid((8, 7, 9), rng)
+    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    times = np.concatenate([rng.uniform(0, 3, 60), rng.uniform(4, 9, 90)])
+    times = np.sort(times) if in_time_order else rng.permutation(times)
+    k = rng.normal(size=(len(times), 3)) * 0.5
+    moves = transform_from_euler(rng.normal(size=(4, 3)) * 4, rng.normal(size=(4, 3)) * 3)
+    motion = MotionTrajectory(np.array([0.0, 3.2, 3.6, 4.0]), moves, end_s=9.0)  # 2 states unseen
+    operator = MotionEncoding(grid, k, times, motion, None, eps=1e-12)
+    assert operator.states == 2 and (operator.order is None) == in_time_order
+    reference = brute_force(grid, rho, k, times, motion, UniformCoil())
+    assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
+
+
 def test_groups_follow_the_spread_of_the_poses():
     """Close poses share one group (their weightings compress to about one rank per coil); poses far apart get
     a group each (compressing them together would not save NUFFTs but would cost every sample all components)."""

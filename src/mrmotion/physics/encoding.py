@@ -145,17 +145,18 @@ class MotionEncoding:
         self.grid, self.dtype, self.count = grid, np.dtype(dtype), k.shape[0]
         motion = motion if motion is not None else MotionTrajectory.constant(np.eye(4))
         states = motion.state_index(times)
-        used = np.flatnonzero(np.bincount(states, minlength=len(motion)))
-        renumber = np.zeros(len(motion), dtype=np.int64)
-        renumber[used] = np.arange(len(used))
-        states = renumber[states]
-        transforms = motion.transforms[used]
+        counts = np.bincount(states, minlength=len(motion))
+        used = np.flatnonzero(counts)
+        if len(used) < len(motion):  # states no sample sees are dropped (renumbered)
+            renumber = np.zeros(len(motion), dtype=np.int64)
+            renumber[used] = np.arange(len(used))
+            states = renumber[states]
+        transforms, samples_per_state = motion.transforms[used], counts[used]
         self.cluster_tol_mm = float(cluster_tol_mm)
         if coil_model == "exact" and coils is not None:  # a uniform coil looks the same from every pose
             cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm)
             if len(representative) > MAX_CLUSTERS:  # bound the coil evaluations: coarser clusters for long motion
                 cluster_of_state = self._fit_clusters(grid, transforms)
-            samples_per_state = np.bincount(states, minlength=len(transforms))
             poses = transforms[central_states(grid, transforms, cluster_of_state, samples_per_state)]
             # Truncating the SVD below the error the clustering already makes buys nothing (coil maps vary on a
             # scale of ≳ 50 mm, so a pose error of δ mm changes them by about δ/50; keep the rank 100× finer).
@@ -163,7 +164,7 @@ class MotionEncoding:
         else:
             cluster_of_state, poses = np.zeros(len(transforms), dtype=np.int64), np.eye(4)[None]
         weights, axes = coarse_weights(coils, grid, poses, coarse_spacing_mm, coarse_axes)
-        per_cluster = np.bincount(cluster_of_state[states], minlength=len(poses))
+        per_cluster = np.bincount(cluster_of_state, weights=samples_per_state, minlength=len(poses)).astype(np.int64)
         voxels = int(np.prod(grid.shape))
         max_rank = max(weights.shape[1], MAX_WEIGHT_BYTES // (voxels * self.dtype.itemsize))
         self._groups = plan_groups(grid, poses, weights, per_cluster, rank_tol, max_rank)
@@ -173,11 +174,17 @@ class MotionEncoding:
         renumber = np.empty(len(poses), dtype=np.int64)
         renumber[order] = np.arange(len(poses))
         cluster_of_state = renumber[cluster_of_state]
-        key = cluster_of_state[states] * len(transforms) + states
         # Acquisition order usually is this order already (states follow time): then skip the sort and gathers.
-        self.order = None if np.all(key[1:] >= key[:-1]) else np.argsort(key, kind="stable")
-        sorted_states = states if self.order is None else states[self.order]
-        self.bounds = np.searchsorted(cluster_of_state[sorted_states], np.arange(len(poses) + 1))
+        # Checked on the runs of one state (a few per state), not on every sample.
+        runs = _runs(states)
+        run_keys = cluster_of_state[states[runs[:-1]]] * len(transforms) + states[runs[:-1]]
+        if np.all(run_keys[1:] >= run_keys[:-1]):
+            self.order, sorted_states = None, states
+        else:
+            self.order = np.argsort(cluster_of_state[states] * len(transforms) + states, kind="stable")
+            sorted_states = states[self.order]
+            runs = _runs(sorted_states)
+        self.bounds = np.concatenate([[0], np.cumsum(per_cluster)])  # the samples are sorted by cluster
         self.states, self.clusters = len(transforms), len(poses)
         self.coils = weights.shape[1]
         self.rank = sum(group.rank for group in self._groups)
@@ -199,7 +206,9 @@ class MotionEncoding:
         self._components: dict[int, np.ndarray] | None = {} if cache else None
         self._workspace: np.ndarray | None = None
         self._origin = np.asarray(origin_mm, dtype=np.float64).reshape(3)
-        kappa, self._phase = self._augmented(k if self.order is None else k[self.order], transforms, sorted_states)
+        kappa, self._phase = self._augmented(
+            k if self.order is None else k[self.order], transforms, sorted_states, runs
+        )
         self._kappa, self._eps, self._chunk = kappa, eps, max(1, chunk)
         self._pair: NufftPair | None = None
         self._pair_group = -1
@@ -224,7 +233,7 @@ class MotionEncoding:
         self.cluster_tol_mm = high
         return labels
 
-    def _augmented(self, k: FloatArray, transforms: FloatArray, states: np.ndarray):
+    def _augmented(self, k: FloatArray, transforms: FloatArray, states: np.ndarray, runs: np.ndarray):
         """Per sample: NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
 
         For state t and a sample k: the object is sampled at ``q = L_tᵀk``, at voxel frequency ``κ = L_gridᵀ q``
@@ -247,15 +256,19 @@ class MotionEncoding:
         # Each state's samples are one contiguous run (a state belongs to one cluster), but the runs follow the
         # clusters, not the state numbers: a pose the head returns to later shares an earlier cluster. The loop does
         # only the two products per run; everything per sample is done once, after it.
-        starts = np.concatenate([[0], np.flatnonzero(np.diff(states)) + 1, [len(states)]])
-        for start, stop in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):
+        for start, stop in zip(runs[:-1].tolist(), runs[1:].tolist(), strict=True):
             mapping, block = mappings[states[start]], columns[:, start:stop]
             kappa[:, start:stop] = mapping[:dims] @ block
             phase[start:stop] = mapping[dims] @ block
         # Phases reach ~10³ rad: reduce them in double precision, then take cos/sin in the working precision
         # (single-precision cos/sin is 10× faster; the reduced phase then keeps ~1e-7 rad).
         # Written straight into the parts of the complex array: every fresh temporary of M values costs page faults.
-        reduced = np.remainder(phase, 2.0 * np.pi, out=phase).astype(real)
+        # (φ − 2π·rint(φ/2π), into [−π, π]: three times faster than np.remainder)
+        turns = np.multiply(phase, 1.0 / (2.0 * np.pi))
+        np.rint(turns, out=turns)
+        turns *= 2.0 * np.pi
+        reduced = np.subtract(phase, turns, out=phase).astype(real)
+        del turns
         factor = np.empty(len(k), dtype=self.dtype)
         np.cos(reduced, out=factor.real)
         np.sin(reduced, out=factor.imag)
@@ -307,6 +320,13 @@ class MotionEncoding:
         if x.shape != self.grid.shape:
             raise MrMotionError(f"image shape {x.shape} does not match the grid {self.grid.shape}")
         x = np.ascontiguousarray(x, dtype=self.dtype)  # products with the (C-ordered) components stay streaming
+        if self._uniform:  # one uniform coil (one group, rank 1): the samples times a constant and the phases
+            y = self._nufft(0).forward(x)
+            y *= self._phase
+            constant = complex(self._groups[0].weights_u.reshape(-1)[0])
+            if constant != 1.0:
+                y *= constant
+            return self._in_given_order(y)
         y = np.zeros((self.coils, self.count), dtype=self.dtype)
         buffer = None if self._uniform else np.empty((min(self._chunk, self.rank), *self.grid.shape), self.dtype)
         for index, group in enumerate(self._groups):
@@ -328,6 +348,10 @@ class MotionEncoding:
                     else:
                         out[:, block] += weights @ samples[:, block]
         y *= self._phase
+        return self._in_given_order(y)
+
+    def _in_given_order(self, y: np.ndarray) -> np.ndarray:
+        """Samples ``(coils, M)`` in the sorted order → in the order given at construction."""
         if self.order is None:
             return y
         result = np.empty_like(y)
@@ -398,3 +422,8 @@ class MotionEncoding:
         spatial = self._spatial(0)
         maps = [np.tensordot(vectors[:, j].conj(), spatial, axes=1).astype(self.dtype) for j in np.flatnonzero(keep)]
         return convolution, strengths[keep], maps
+
+
+def _runs(states: np.ndarray) -> np.ndarray:
+    """Boundaries of the runs of equal state: run r is ``states[runs[r]:runs[r + 1]]``."""
+    return np.concatenate([[0], np.flatnonzero(states[1:] != states[:-1]) + 1, [len(states)]])

@@ -170,7 +170,9 @@ def simulate(
     if array.ndim == 3 and sampling.mode == "2d":  # multi-slice: scanner-fixed thin slices (physics.multislice)
         data = multislice_kspace(array, grid, sampling, motion, coils, coil_model, eps=eps, dtype=dtype)
     else:
-        k_scanner = (frame[:3, :3] @ sampling.k_logical.T).T  # (3, M) product: 3–10× faster than (M, 3) @ (3, 3)
+        # a (3, M) product (3–10× faster than (M, 3) @ (3, 3)), handed on transposed: MotionEncoding works on
+        # its (3, M) rows, so no copy is made
+        k_scanner = (frame[:3, :3] @ sampling.k_logical.T).T
         support, support_grid = object_support(array, grid)
         # the whole grid's coarse coil nodes, in the box's voxel units: the box's coil weighting is the whole grid's
         # (restricted), so a reconstruction on the whole grid models the coils exactly as the simulation did
