@@ -8,8 +8,8 @@ times (each error is measured in ``tests/physics/test_encoding.py``):
 1. **Clusters**: states whose poses differ by less than a tolerance (largest displacement of a corner of the field
    of view) share one weighting (:func:`cluster_states`), evaluated at the cluster's central pose
    (:func:`central_states`).
-2. **Coarse grid**: weightings are evaluated on a grid about ``spacing_mm`` apart and interpolated to the image
-   grid by cubic splines (:func:`coarse_axes`, :func:`upsample`).
+2. **Coarse grid**: weightings are evaluated on a lattice about ``spacing_mm`` apart and interpolated to the image
+   grid by local interpolation (:func:`coarse_axes`, :func:`upsample`).
 3. **Groups of low rank**: clusters are split into groups of nearby poses; within a group g, an SVD compresses the
    weightings of its clusters into R_g spatial components, ``C_c(A_k r(u)) ≈ Σ_r U_g[k, c, r] V_g,r(u)``, and
    the group's samples cost R_g NUFFTs over those samples only. One group for all states is the cheapest when the
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from mrmotion.geometry.transforms import FloatArray, apply
 
@@ -31,14 +30,18 @@ if TYPE_CHECKING:
     from mrmotion.physics.encoding import ImageGrid
 
 #: A NUFFT's cost that does not depend on its points (the oversampled FFT), in units of the cost of one sample
-#: point times the number of voxels (measured with finufft at eps 1e-4 on a 1-mm head: FFT ≈ 0.4 × spreading of
-#: as many points as voxels). Only the choice of groups depends on it.
-FFT_COST = 0.4
+#: point times the number of voxels. Only the choice of groups depends on it. 0.4 (finufft at eps 1e-4, spreading
+#: on a 1-mm head) chose one group of rank 85 for one state per line of the 1-mm benchmark (63 clusters, 127 s);
+#: 0.3 chooses the 63 groups of rank 8 (88 s).
+FFT_COST = 0.3
 #: Group tolerances tried by :func:`plan_groups` (mm, largest corner displacement from the group's first pose);
 #: 0 = each cluster alone, inf = all clusters together.
 GROUP_TOLERANCES_MM = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, np.inf)
 #: Spacing (mm) of the coarse grid on which coil weightings are evaluated before the splines (the default everywhere).
 COARSE_SPACING_MM = 8.0
+#: Coarse nodes beyond each end of a grid: the local interpolation of :func:`upsample` reads the 6 nodes nearest
+#: a voxel (3 on each side).
+NODES_BEYOND = 2
 
 
 def cluster_states(grid: ImageGrid, transforms: FloatArray, tol_mm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -90,15 +93,53 @@ def central_states(grid: ImageGrid, transforms: FloatArray, labels: np.ndarray, 
     return central
 
 
-def coarse_axes(grid: ImageGrid, spacing_mm: float) -> list[np.ndarray]:
-    """Voxel positions of a coarse sub-grid, about ``spacing_mm`` apart (all voxels of short axes)."""
+def coarse_axes(grid: ImageGrid, spacing_mm: float, box: tuple[slice, ...] | None = None) -> list[np.ndarray]:
+    """Voxel positions of the coarse lattice the coil weightings are evaluated on (:func:`upsample` interpolates).
+
+    Per axis, nodes ``h`` voxels apart, ``h ≈ spacing_mm`` (the first and last voxels are nodes), and
+    :data:`NODES_BEYOND` nodes beyond each end, which the local interpolation needs; short axes keep every voxel.
+    ``box`` (slices of ``grid``): only the nodes the box's voxels depend on, in the box's voxel units.
+    Interpolation being local, the box's weighting then equals the whole grid's restricted to the box, and the
+    nodes far from the box, whose weightings differ most between poses, do not raise the rank of the compression
+    (one state per phase-encode line of a 1-mm head, 63 clusters in one group: rank 85 instead of 504)."""
     voxel = np.linalg.norm(grid.scanner_from_voxel[:3, : len(grid.shape)], axis=0)
+    parts = box if box is not None else tuple(slice(0, n) for n in grid.shape)
     axes = []
-    for size, step in zip(grid.shape, voxel, strict=True):
+    for size, step, part in zip(grid.shape, voxel, parts, strict=True):
         points = int(np.ceil((size - 1) * step / spacing_mm)) + 1
-        dense = size <= max(points, 4)
-        axes.append(np.arange(size, dtype=np.float64) if dense else np.linspace(0, size - 1, points))
+        first, last = part.start, part.stop - 1
+        if size <= max(points, 4):  # dense: every voxel is a node
+            axes.append(np.arange(first, last + 1, dtype=np.float64) - first)
+            continue
+        h = (size - 1) / (points - 1)
+        nodes = np.arange(int(np.floor(first / h)) - NODES_BEYOND, int(np.ceil(last / h)) + NODES_BEYOND + 1)
+        axes.append(nodes * h - first)
     return axes
+
+
+def _interpolation_matrix(size: int, positions: np.ndarray) -> np.ndarray:
+    """(size, nodes) weights of local Lagrange interpolation (degree 5, the 6 nearest nodes; error O(h⁶)) at voxels
+    0 … size−1 from values at equally spaced ``positions`` that reach :data:`NODES_BEYOND` nodes beyond both ends.
+
+    Written here because scipy's cubic splines (``CubicSpline``, ``make_interp_spline``, ``map_coordinates`` with
+    its prefilter) are global: every node moves every value, so a sub-box interpolated from its own nodes would
+    differ from the whole grid. Here a voxel depends on its six nearest nodes only. On loop coils around a 2-mm
+    head, 8-mm nodes: 8e-6 largest error inside the head (the not-a-knot cubic spline: 3e-5; local cubic: 3e-4)."""
+    h = positions[1] - positions[0]
+    reach = NODES_BEYOND * h - 1e-9
+    if not np.allclose(np.diff(positions), h) or positions[0] > -reach or positions[-1] < size - 1 + reach:
+        raise ValueError(f"coarse nodes must be equally spaced and reach {NODES_BEYOND} nodes beyond the grid")
+    x = (np.arange(size) - positions[0]) / h
+    left = np.clip(np.floor(x).astype(np.int64), NODES_BEYOND, len(positions) - NODES_BEYOND - 2)
+    t = (x - left)[:, None]
+    offsets = np.arange(-NODES_BEYOND, NODES_BEYOND + 2)  # the nodes left − 2 … left + 3
+    weights = np.ones((size, len(offsets)))
+    for j, node in enumerate(offsets):
+        for other in offsets[offsets != node]:
+            weights[:, j] *= (t[:, 0] - other) / (node - other)
+    matrix = np.zeros((size, len(positions)))
+    matrix[np.arange(size)[:, None], left[:, None] + offsets] = weights
+    return matrix
 
 
 def upsample(
@@ -108,18 +149,19 @@ def upsample(
     dtype: type = np.complex128,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Cubic-spline interpolation of ``(R, *coarse shape)`` values on :func:`coarse_axes` to ``(R, *grid.shape)``.
+    """Local interpolation of ``(R, *coarse shape)`` values on :func:`coarse_axes` to ``(R, *grid.shape)``.
 
-    Separable: one small dense (size × coarse size) matrix per axis. Real and imaginary parts are interpolated as
-    real numbers in the precision of ``dtype``, one component at a time, the small axes first and the first axis by
-    one matrix product written straight into the output (10× faster than complex tensordots of whole stacks).
-    ``out``: a C-ordered array of at least R components of ``grid.shape`` to write into (reusing memory saves the
-    first-touch cost of a fresh array, a third of the time at 1 mm); its first R components are returned."""
+    Separable: one small (size × coarse size) matrix per axis (:func:`_interpolation_matrix`; the identity on
+    dense axes). Real and imaginary parts are interpolated as real numbers in the precision of ``dtype``, one
+    component at a time, the small axes first and the first axis by one matrix product written straight into the
+    output (10× faster than complex tensordots of whole stacks). ``out``: a C-ordered array of at least R
+    components of ``grid.shape`` to write into (reusing memory saves the first-touch cost of a fresh array, a
+    third of the time at 1 mm); its first R components are returned."""
     real = np.float32 if np.dtype(dtype) == np.complex64 else np.float64
     matrices = [
         np.eye(size, dtype=real)
         if np.array_equal(positions, np.arange(size))
-        else CubicSpline(positions, np.eye(len(positions)), axis=0)(np.arange(size)).astype(real)
+        else _interpolation_matrix(size, positions).astype(real)
         for size, positions in zip(grid.shape, axes, strict=True)
     ]
     count = coarse.shape[0]
@@ -140,7 +182,8 @@ def upsample(
 def coil_maps_on_grid(
     coils, grid: ImageGrid, spacing_mm: float = COARSE_SPACING_MM, dtype: type = np.complex128
 ) -> np.ndarray:
-    """``(count, *grid.shape)`` sensitivities of scanner-fixed coils on the grid (coarse grid + cubic splines)."""
+    """``(count, *grid.shape)`` sensitivities of scanner-fixed coils on the grid (coarse lattice, local
+    interpolation)."""
     axes = coarse_axes(grid, spacing_mm)
     positions = grid.positions(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1))
     return upsample(np.asarray(coils.sensitivities(positions), dtype=np.complex128), grid, axes, dtype)

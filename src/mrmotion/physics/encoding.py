@@ -110,9 +110,10 @@ class MotionEncoding:
     eps, dtype : NUFFT accuracy and precision (``complex64`` halves memory; eps ≥ 1e-6 then).
     cluster_tol_mm, rank_tol, coarse_spacing_mm : accuracy of the coil weighting (module docstring); the
         cluster tolerance grows (the smallest that fits) when more than :data:`MAX_CLUSTERS` clusters would be needed.
-    coarse_axes : the coil weighting's coarse nodes per axis, in this grid's voxel units (default: about
-        ``coarse_spacing_mm`` apart over the grid); a grid cut from a larger one passes the larger grid's nodes, so
-        its weighting is the larger grid's, restricted.
+    coarse_axes : the coil weighting's coarse nodes per axis, in this grid's voxel units (default:
+        :func:`~mrmotion.physics.coil_weighting.coarse_axes` of this grid); a box cut from a larger grid passes the
+        nodes of the larger grid's lattice it depends on (``coarse_axes(larger, spacing, box)``), so its weighting
+        is the larger grid's, restricted.
     chunk : rank components per NUFFT call (memory vs speed).
     origin_mm : (3,) where the receiver is centred (the acquisition's FOV centre, scanner LPS mm): samples are
         demodulated by ``e^{+i k·origin}``, as a scanner does for an off-centre field of view. With no motion and

@@ -174,9 +174,10 @@ def simulate(
         # its (3, M) rows, so no copy is made
         k_scanner = (frame[:3, :3] @ sampling.k_logical.T).T
         support, support_grid = object_support(array, grid)
-        # the whole grid's coarse coil nodes, in the box's voxel units: the box's coil weighting is the whole grid's
-        # (restricted), so a reconstruction on the whole grid models the coils exactly as the simulation did
-        nodes = [axis - part.start for axis, part in zip(coarse_axes(grid, COARSE_SPACING_MM), support, strict=True)]
+        # the whole grid's coarse coil nodes that the box depends on, in the box's voxel units: the box's coil
+        # weighting is the whole grid's (restricted), so a reconstruction on the whole grid, or on another box,
+        # models the coils exactly as the simulation did
+        nodes = coarse_axes(grid, COARSE_SPACING_MM, support)
         operator = MotionEncoding(
             support_grid,
             k_scanner,
