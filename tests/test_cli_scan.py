@@ -80,6 +80,12 @@ def test_simulate_then_recon_with_and_without_motion(volume, tmp_path):
     approximate = nrmse(moving, reference)
     assert not np.allclose(nib.load(moving).get_fdata(), nib.load(out / "fixed.nii.gz").get_fdata(), rtol=1e-3)
     assert approximate < corrupted / 2, (approximate, corrupted)
+    # --exact-iterations 0 stops after the moving model; --no-crop reconstructs the whole field of view
+    whole = out / "whole.nii.gz"
+    args = ("recon", out / "kspace.h5", "--motion", out / "motion.csv", "--exact-iterations", "0", "--no-crop")
+    assert invoke(*args, "-o", whole).exit_code == 0
+    assert nrmse(whole, reference) < corrupted / 2
+    _fails([*args[:-3], "--exact-iterations=-1", "-o", out / "bad.nii.gz"], "exact-iterations", out)
 
 
 def test_simulate_2d_slice_and_noise(tmp_path):

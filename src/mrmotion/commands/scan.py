@@ -142,8 +142,11 @@ def recon_file(
     magnitude: bool = True,
     progress: Progress | None = None,
     coil_model: str = "exact",
+    exact_iterations: int = 1,
+    crop: bool = True,
 ) -> tuple[np.ndarray, ImageGrid]:
-    """CG-SENSE reconstruction of an ISMRMRD k-space file, with known motion if ``motion_csv`` is given."""
+    """CG-SENSE reconstruction of an ISMRMRD k-space file, with known motion if ``motion_csv`` is given (the
+    options as :func:`~mrmotion.recon.reconstruct.sense_reconstruction`)."""
     inputs = [kspace_path] + ([motion_csv] if motion_csv is not None else [])
     check_output(output, inputs)
     if not output.name.endswith((".nii", ".nii.gz")):
@@ -170,6 +173,8 @@ def recon_file(
         eps=eps,
         dtype=dtype,
         progress=progress,
+        exact_iterations=exact_iterations,
+        crop=crop,
     )
     image = np.abs(result.image).astype(np.float32) if magnitude else result.image.astype(np.complex64)
     write_image(output, image, grid.scanner_from_voxel, None, inputs)

@@ -88,6 +88,19 @@ class ImageGrid:
             index = np.concatenate([index, np.zeros((*index.shape[:-1], 1))], axis=-1)
         return apply(self.scanner_from_voxel, index)
 
+    def cropped(self, box: tuple[slice, ...]) -> ImageGrid:
+        """The grid of a box of voxels (slices with steps of 1): the same voxels, the affine moved to its first."""
+        if len(box) != len(self.shape) or any(
+            part.step not in (None, 1) or not 0 <= part.start < part.stop <= n
+            for part, n in zip(box, self.shape, strict=False)
+        ):
+            raise MrMotionError(f"box {box} is not a non-empty box of voxels of the grid {self.shape}")
+        first = np.zeros(3)
+        first[: len(self.shape)] = [part.start for part in box]
+        shift = np.eye(4)
+        shift[:3, 3] = first
+        return ImageGrid(tuple(part.stop - part.start for part in box), self.scanner_from_voxel @ shift)
+
     def corners(self) -> FloatArray:
         """Scanner positions of the corners of the grid, (4 or 8, 3)."""
         extents = [(0, n - 1) for n in self.shape]

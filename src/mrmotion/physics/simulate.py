@@ -127,10 +127,7 @@ def object_support(array: np.ndarray, grid: ImageGrid) -> tuple[tuple[slice, ...
     if any(len(index) == 0 for index in nonzero):
         return tuple(slice(0, n) for n in array.shape), grid
     box = tuple(slice(int(index[0]), int(index[-1]) + 1) for index in nonzero)
-    first = np.zeros(3)
-    first[: array.ndim] = [part.start for part in box]
-    shifted = grid.scanner_from_voxel @ make_transform(np.eye(3), first)
-    return box, ImageGrid(tuple(part.stop - part.start for part in box), shifted)
+    return box, grid.cropped(box)
 
 
 def simulate(

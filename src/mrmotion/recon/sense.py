@@ -51,13 +51,17 @@ def cg_sense(
     tolerance: float = 1e-6,
     progress: Progress | None = None,
     preconditioner: np.ndarray | None = None,
+    initial: np.ndarray | None = None,
+    lam: float | None = None,
 ) -> SenseResult:
-    """Conjugate-gradient SENSE: minimise ``‖E x − y‖² + λ‖x‖²`` from x = 0.
+    """Conjugate-gradient SENSE: minimise ``‖E x − y‖² + λ‖x‖²`` from x = 0 or from ``initial``.
 
-    Stops after ``iterations`` or when ``‖r‖/‖Eᴴy‖ < tolerance``. ``progress(iteration, relative residual)`` is
-    called after each iteration (for progress bars). ``preconditioner``: an image-space diagonal approximating
-    ``(EᴴE + λ)⁻¹`` (e.g. ``1 / Σ_c |S_c|²``): coil sensitivities that vary across the field of view otherwise
-    slow CG down by an order of magnitude.
+    Stops after ``iterations`` or when ``‖r‖/‖r₀‖ < tolerance`` (r₀ = Eᴴy from zero). ``progress(iteration,
+    relative residual)`` is called after each iteration (for progress bars). ``preconditioner``: an image-space
+    diagonal approximating ``(EᴴE + λ)⁻¹`` (e.g. ``1 / Σ_c |S_c|²``): coil sensitivities that vary across the
+    field of view otherwise slow CG down by an order of magnitude. ``initial``: a starting image (a warm start;
+    its residual ``Eᴴ(y − E x₀) − λx₀`` costs one E and one Eᴴ). ``lam``: the absolute λ, when it is already known
+    (otherwise ``regularization`` times the largest eigenvalue of EᴴE, by power iterations).
     """
     samples = np.asarray(data)
     if samples.shape != (operator.coils, operator.count):
@@ -66,14 +70,21 @@ def cg_sense(
         raise MrMotionError("k-space data contain NaN or infinite values")
     if iterations < 1 or regularization < 0:
         raise MrMotionError(f"need iterations ≥ 1 and regularization ≥ 0, got {iterations} and {regularization}")
-    lam = regularization * largest_eigenvalue(operator) if regularization > 0 else 0.0
-    rhs = operator.adjoint(samples)
-    norm_rhs = float(np.linalg.norm(rhs)) or 1.0
-    weight = np.ones(rhs.shape) if preconditioner is None else np.asarray(preconditioner)
-    if weight.shape != rhs.shape or not np.all(np.isfinite(weight)) or np.any(weight <= 0):
-        raise MrMotionError(f"preconditioner must be positive and finite with shape {rhs.shape}")
-    x = np.zeros_like(rhs)
-    residual = rhs.copy()
+    shape = operator.grid.shape
+    weight = np.ones(shape) if preconditioner is None else np.asarray(preconditioner)
+    if weight.shape != shape or not np.all(np.isfinite(weight)) or np.any(weight <= 0):
+        raise MrMotionError(f"preconditioner must be positive and finite with shape {shape}")
+    if initial is not None and (np.shape(initial) != shape or not np.all(np.isfinite(initial))):
+        raise MrMotionError(f"initial image must be finite with shape {shape}, got {np.shape(initial)}")
+    if lam is None:
+        lam = regularization * largest_eigenvalue(operator) if regularization > 0 else 0.0
+    if initial is None:
+        x = np.zeros(shape, dtype=operator.dtype)
+        residual = operator.adjoint(samples)
+    else:
+        x = np.array(initial, dtype=operator.dtype)
+        residual = operator.adjoint(samples - operator.forward(x)) - lam * x
+    norm_start = float(np.linalg.norm(residual)) or 1.0
     preconditioned = weight * residual
     direction = preconditioned.copy()
     energy = float(np.real(np.vdot(residual, preconditioned)))
@@ -83,7 +94,7 @@ def cg_sense(
         step = energy / float(np.real(np.vdot(direction, applied)))
         x += step * direction
         residual -= step * applied
-        history.append(float(np.linalg.norm(residual)) / norm_rhs)
+        history.append(float(np.linalg.norm(residual)) / norm_start)
         if progress is not None:
             progress(iteration, history[-1])
         if history[-1] < tolerance:
