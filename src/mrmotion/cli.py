@@ -473,7 +473,7 @@ def recon(
         typer.Option(
             min=0,
             help="With --coil-model exact and motion: iterations of the exact model after --iterations of the "
-            "moving model (a warm start; each exact iteration costs about as much as 5 moving ones)."
+            "moving model (a warm start; each exact iteration costs about as much as 5 moving ones).",
         ),
     ] = 1,
     crop: Annotated[

@@ -140,6 +140,10 @@ def test_grid_maps_reproduce_samples_at_grid_points(shape):
     for order in (1, 3):
         grid = GridCoilMaps(maps, affine, order=order)
         np.testing.assert_allclose(grid.sensitivities(points), maps, atol=1e-10)
+        # single-precision maps stay single (half the memory) and to single-precision rounding
+        single = GridCoilMaps(maps.astype(np.complex64), affine, order=order)
+        assert single.maps.dtype == np.complex64 and single._coefficients.dtype == np.float32
+        np.testing.assert_allclose(single.sensitivities(points), maps, atol=1e-5 * np.abs(maps).max())
 
 
 @pytest.mark.parametrize(("order", "bound"), [(3, 1e-3), (1, 1e-2)])

@@ -62,10 +62,11 @@ def _as_points(points_mm: ArrayLike, name: str = "points_mm") -> NDArray[np.floa
     return points
 
 
-def _as_coil_array(array: ArrayLike, name: str) -> ComplexArray:
-    """``(count, X, Y[, Z])`` finite, non-empty → complex128."""
+def _as_coil_array(array: ArrayLike, name: str, keep_single: bool = False) -> ComplexArray:
+    """``(count, X, Y[, Z])`` finite, non-empty → complex128 (complex64 kept as it is with ``keep_single``)."""
+    single = keep_single and getattr(array, "dtype", None) == np.complex64
     try:
-        out = np.asarray(array, dtype=np.complex128)
+        out = np.asarray(array, dtype=np.complex64 if single else np.complex128)
     except (TypeError, ValueError) as error:
         raise MrMotionError(f"{name}: expected a numeric array, got {type(array).__name__} ({error})") from None
     if out.ndim not in (3, 4):
@@ -247,6 +248,9 @@ class GridCoilMaps:
     order : spline order for the real and imaginary parts (1 linear, 3 cubic; scipy.ndimage.map_coordinates,
         mirror boundary, so the spline passes exactly through every grid value).
 
+    Single-precision (complex64) maps are kept as they are and their spline coefficients in float32: half the
+    memory (1.1 GB instead of 2.2 GB for 8 coils on a 1-mm head), where a reconstruction needs it most.
+
     Points outside the grid take the value at the nearest point of the grid's boundary (voxel coordinates are
     clamped to ``[0, n − 1]``): sensitivities are extended, never zeroed, outside the grid.
     """
@@ -258,17 +262,18 @@ class GridCoilMaps:
     _voxel_from_scanner: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        maps = _as_coil_array(self.maps, "maps")
+        maps = _as_coil_array(self.maps, "maps", keep_single=True)
         if self.order not in (0, 1, 2, 3, 4, 5):
             raise MrMotionError(f"order: expected a spline order 0–5 (1 or 3 usual), got {self.order}")
         affine = as_transform(self.scanner_from_voxel, "scanner_from_voxel")
         if affine.shape != (4, 4):
             raise MrMotionError(f"scanner_from_voxel: expected one (4, 4) affine, got {affine.shape}")
         volume = maps[..., None] if maps.ndim == 3 else maps
-        parts = np.stack([volume.real, volume.imag])  # (2, count, X, Y, Z)
+        real = np.float32 if maps.dtype == np.complex64 else np.float64
+        parts = np.stack([volume.real, volume.imag]).astype(real, copy=False)  # (2, count, X, Y, Z)
         if self.order > 1:  # spline coefficients once, along the spatial axes only
             for axis in (2, 3, 4):
-                parts = ndimage.spline_filter1d(parts, self.order, axis=axis, output=np.float64, mode="mirror")
+                parts = ndimage.spline_filter1d(parts, self.order, axis=axis, output=real, mode="mirror")
         object.__setattr__(self, "maps", maps)
         object.__setattr__(self, "scanner_from_voxel", affine)
         object.__setattr__(self, "_coefficients", parts)

@@ -52,7 +52,7 @@ MAX_CLUSTERS = 64
 #: Memory for full-size coil weighting components (R × voxels) kept between applications of the operator (an
 #: iterative reconstruction applies it dozens of times); beyond it, each group's components are interpolated again
 #: at every application (slower, never more memory than one group's).
-CACHE_BYTES = 4_000_000_000
+CACHE_BYTES = 1_000_000_000
 #: One group's full-size components must fit in this much memory, or the operator refuses with a clear message.
 MAX_WEIGHT_BYTES = 4_000_000_000
 

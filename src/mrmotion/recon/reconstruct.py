@@ -117,7 +117,9 @@ def sense_reconstruction(
     if operator.coils != data.shape[0]:
         raise MrMotionError(f"the data have {data.shape[0]} coils but the coil maps {operator.coils}")
     # Jacobi-like preconditioner: for full sampling EᴴE ≈ (samples per voxel) · Σ_c |S_c|² on the diagonal.
-    power = np.sum(np.abs(coil_maps_on_grid(coils, region)) ** 2, axis=0)
+    power = np.zeros(region.shape)
+    for coil_map in coil_maps_on_grid(coils, region, dtype=dtype):  # coil by coil: no float64 stack
+        power += coil_map.real**2 + coil_map.imag**2
     weight = 1.0 / np.maximum(power, 0.05 * power.max())  # clipped: no amplification where coils are blind
     if operator.clusters > 1 and iterations > 0:  # warm start from the moving model (one coil weighting)
         moving = MotionEncoding(region, k_scanner, sampling.time_s, motion, coils, "moving", **settings)
