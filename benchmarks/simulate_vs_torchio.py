@@ -104,7 +104,7 @@ SLICE = Path(__file__).resolve().parents[2] / "shared" / "data" / "brain_slice_7
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 MAX_DEG, MAX_MM, SEED = 5.0, 5.0, 0
 TR_S = 0.01
-#: Exact-model CG iterations after the moving model's (as ``mrmotion recon``'s default).
+#: Exact-model CG iterations after the moving model's at 1 and 2 mm (``mrmotion recon``'s default above 1 M voxels).
 EXACT_ITERATIONS = 1
 
 

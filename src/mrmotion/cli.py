@@ -469,13 +469,15 @@ def recon(
         ),
     ] = "exact",
     exact_iterations: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
             help="With --coil-model exact and motion: iterations of the exact model after --iterations of the "
-            "moving model (a warm start; each exact iteration costs about as much as 5 moving ones).",
+            "moving model (a warm start; each exact iteration costs about as much as 5 moving ones). "
+            "Default: as many as --iterations up to 1 M voxels, 1 above.",
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
     crop: Annotated[
         bool,
         typer.Option(
@@ -493,7 +495,8 @@ def recon(
 
     from mrmotion.commands.scan import recon_file
 
-    total = iterations + (exact_iterations if motion is not None and coil_model == "exact" else 0)
+    exact = iterations if exact_iterations is None else exact_iterations  # the most the default can be
+    total = iterations + (exact if motion is not None and coil_model == "exact" else 0)
     with Progress(console=console) as bar:
         task = bar.add_task("CG-SENSE", total=total)
         recon_file(
@@ -505,7 +508,10 @@ def recon(
             not complex_output,
             coil_model=coil_model,
             progress=lambda iteration, residual: bar.update(
-                task, completed=iteration, description=f"CG-SENSE (residual {residual:.1e})"
+                task,
+                completed=iteration,
+                # the exact stage's residual is relative to where the moving model left it
+                description=f"CG-SENSE{', exact model' if iteration > iterations else ''} (residual {residual:.1e})",
             ),
             exact_iterations=exact_iterations,
             crop=crop,

@@ -142,7 +142,7 @@ def recon_file(
     magnitude: bool = True,
     progress: Progress | None = None,
     coil_model: str = "exact",
-    exact_iterations: int = 1,
+    exact_iterations: int | None = None,
     crop: bool = True,
 ) -> tuple[np.ndarray, ImageGrid]:
     """CG-SENSE reconstruction of an ISMRMRD k-space file, with known motion if ``motion_csv`` is given (the
