@@ -364,3 +364,19 @@ def test_simulation_encodes_only_the_box_of_nonzero_voxels_and_stays_exact(shape
     assert np.linalg.norm(scan.data - expected) <= 1e-9 * np.linalg.norm(expected)
     everything, same = object_support(np.zeros(shape), grid)  # nothing to encode: the whole grid, not an error
     assert same is grid and everything == tuple(slice(0, n) for n in shape)
+
+
+def test_k_in_another_frame_equals_k_rotated_to_the_scanner():
+    rng = np.random.default_rng()
+    grid = oblique_grid((8, 9, 7), rng)
+    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    k, times = rng.normal(size=(150, 3)) * 0.5, np.sort(rng.uniform(0, 10, 150))
+    motion, coils = random_motion(rng, 4, 10.0), GaussianCoils(rng, 3)
+    frame = transform_from_euler(rng.uniform(-90, 90, 3), np.zeros(3))[:3, :3]
+    origin = rng.normal(size=3) * 10
+    rotated = MotionEncoding(grid, k @ frame.T, times, motion, coils, eps=1e-12, origin_mm=origin)
+    given = MotionEncoding(grid, k, times, motion, coils, eps=1e-12, origin_mm=origin, k_frame=frame)
+    reference = rotated.forward(rho)
+    assert np.abs(given.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
+    with pytest.raises(MrMotionError, match="k_frame"):
+        MotionEncoding(grid, k, times, motion, coils, k_frame=np.eye(4))

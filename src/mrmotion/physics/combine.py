@@ -23,22 +23,29 @@ def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
     # images = fftshift(ifftn(ifftshift(grid))) over the transformed axes. Both shifts are folded in (they are 3
     # full copies of the coil stack): ifftshift puts sample j at i = (j − n//2) mod n, and fftshift of the result is
     # the factor e^{−2πi i (n//2)/n} on each k-space sample.
-    # Separable: the flat index and the factor are sums / products of one small table per axis, looked up per
-    # sample (4× faster on a 1-mm volume than forming the (M, 3) shifted indices and one exponential per sample).
+    # Separable: the flat index is a sum of one small table per axis, looked up per sample (4× faster on a 1-mm
+    # volume than forming the (M, 3) shifted indices), and the factor a product of per-axis factors, applied to the
+    # filled grid by broadcasting (cheaper than a per-sample lookup: 3 passes over the grid per coil).
     transformed = len(axes)
     strides = np.cumprod((1, *shape[::-1]))[::-1][1:]  # C-order strides, in elements
     index = np.asarray(sampling.grid_index)
     flat = np.zeros(len(index), dtype=np.int64)
-    factor = np.ones(len(index), dtype=dtype)
+    factors = []
     for axis, size in enumerate(shape):
         position = np.arange(size)
         if axis < transformed:
             position = np.mod(position - size // 2, size)
-            factor *= np.exp(-2j * np.pi * ((position * (size // 2)) % size) / size).astype(dtype)[index[:, axis]]
+            # the factor of whatever sample is stored at grid position i
+            stored = np.arange(size)
+            view = [1] * len(shape)
+            view[axis] = size
+            factors.append(np.exp(-2j * np.pi * ((stored * (size // 2)) % size) / size).astype(dtype).reshape(view))
         flat += (position * strides[axis])[index[:, axis]]
     grid = np.zeros((data.shape[0], *shape), dtype=dtype)
     for coil in range(data.shape[0]):
-        grid[coil].reshape(-1)[flat] = data[coil] * factor
+        grid[coil].reshape(-1)[flat] = data[coil]
+        for factor in factors:
+            grid[coil] *= factor
     images = scipy.fft.ifftn(grid, axes=axes, workers=THREADS, overwrite_x=True)
     return images[..., 0] if shape[2] == 1 else images
 

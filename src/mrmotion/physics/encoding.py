@@ -114,7 +114,8 @@ class MotionEncoding:
     Parameters
     ----------
     grid : the image grid (object frame at the reference pose).
-    k_scanner : (M, 3) sample positions in scanner k-space, rad/mm (logical k rotated by the acquisition frame).
+    k_scanner : (M, 3) sample positions in scanner k-space, rad/mm (logical k rotated by the acquisition frame),
+        or in another frame with ``k_frame``.
     times_s : (M,) sample times, s (to look up the motion state).
     motion : piecewise-constant motion (scanner LPS, about the isocentre), or None for a still object.
     coils : an object with ``count`` and ``sensitivities(points_mm) -> (count, ...)`` (scanner frame), or None
@@ -128,6 +129,8 @@ class MotionEncoding:
         nodes of the larger grid's lattice it depends on (``coarse_axes(larger, spacing, box)``), so its weighting
         is the larger grid's, restricted.
     chunk : rank components per NUFFT call (memory vs speed).
+    k_frame : (3, 3) rotation taking the given k to scanner k-space (e.g. the acquisition frame's, for logical
+        k): ``k_scanner = k_frame @ k``, folded into each state's mapping instead of rotating every sample.
     origin_mm : (3,) where the receiver is centred (the acquisition's FOV centre, scanner LPS mm): samples are
         demodulated by ``e^{+i k·origin}``, as a scanner does for an off-centre field of view. With no motion and
         the grid centre at the origin, the forward operator is then the plain centred FFT.
@@ -149,6 +152,7 @@ class MotionEncoding:
         coarse_axes: list[np.ndarray] | None = None,
         chunk: int = 4,
         origin_mm: ArrayLike = (0.0, 0.0, 0.0),
+        k_frame: ArrayLike | None = None,
     ) -> None:
         if coil_model not in COIL_MODELS:
             raise MrMotionError(f"coil_model must be one of {COIL_MODELS}, got {coil_model!r}")
@@ -220,6 +224,9 @@ class MotionEncoding:
         self._components: dict[int, np.ndarray] | None = {} if cache else None
         self._workspace: np.ndarray | None = None
         self._origin = np.asarray(origin_mm, dtype=np.float64).reshape(3)
+        self._k_frame = np.eye(3) if k_frame is None else np.asarray(k_frame, dtype=np.float64)
+        if self._k_frame.shape != (3, 3) or not np.all(np.isfinite(self._k_frame)):
+            raise MrMotionError(f"k_frame: expected a finite (3, 3) matrix, got shape {self._k_frame.shape}")
         kappa, self._phase = self._augmented(
             k if self.order is None else k[self.order], transforms, sorted_states, runs
         )
@@ -263,6 +270,7 @@ class MotionEncoding:
         mappings = np.empty((len(transforms), dims + 1, 3))
         mappings[:, :dims] = np.swapaxes(rotations @ linear, 1, 2)[:, :dims]
         mappings[:, dims] = transforms[:, :3, 3] + rotations @ centre - self._origin
+        mappings = mappings @ self._k_frame  # each row r·k_scanner = (r K)·k
         amplitudes = np.abs(np.linalg.det(rotations))
         columns = np.ascontiguousarray(k.T)  # (3, M)
         kappa = np.empty((dims, len(k)), dtype=real)
@@ -271,9 +279,9 @@ class MotionEncoding:
         # clusters, not the state numbers: a pose the head returns to later shares an earlier cluster. The loop does
         # only the two products per run; everything per sample is done once, after it.
         for start, stop in zip(runs[:-1].tolist(), runs[1:].tolist(), strict=True):
-            mapping, block = mappings[states[start]], columns[:, start:stop]
-            kappa[:, start:stop] = mapping[:dims] @ block
-            phase[start:stop] = mapping[dims] @ block
+            product = mappings[states[start]] @ columns[:, start:stop]  # one pass over the run's k
+            kappa[:, start:stop] = product[:dims]
+            phase[start:stop] = product[dims]
         # Phases reach ~10³ rad: reduce them in double precision, then take cos/sin in the working precision
         # (single-precision cos/sin is 10× faster; the reduced phase then keeps ~1e-7 rad).
         # Written straight into the parts of the complex array: every fresh temporary of M values costs page faults.

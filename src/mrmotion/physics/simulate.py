@@ -167,9 +167,6 @@ def simulate(
     if array.ndim == 3 and sampling.mode == "2d":  # multi-slice: scanner-fixed thin slices (physics.multislice)
         data = multislice_kspace(array, grid, sampling, motion, coils, coil_model, eps=eps, dtype=dtype)
     else:
-        # a (3, M) product (3–10× faster than (M, 3) @ (3, 3)), handed on transposed: MotionEncoding works on
-        # its (3, M) rows, so no copy is made
-        k_scanner = (frame[:3, :3] @ sampling.k_logical.T).T
         support, support_grid = object_support(array, grid)
         # the whole grid's coarse coil nodes that the box depends on, in the box's voxel units: the box's coil
         # weighting is the whole grid's (restricted), so a reconstruction on the whole grid, or on another box,
@@ -177,7 +174,7 @@ def simulate(
         nodes = coarse_axes(grid, COARSE_SPACING_MM, support)
         operator = MotionEncoding(
             support_grid,
-            k_scanner,
+            sampling.k_logical,  # rotated to the scanner by k_frame, state by state: no rotated copy of every k
             sampling.time_s,
             motion,
             coils,
@@ -186,6 +183,7 @@ def simulate(
             dtype=dtype,
             coarse_axes=nodes,
             origin_mm=frame[:3, 3],
+            k_frame=frame[:3, :3],
         )
         data = operator.forward(array[support].astype(dtype))
     noise_std = 0.0

@@ -122,14 +122,15 @@ def sense_reconstruction(
     full = tuple(slice(0, n) for n in grid.shape)
     box = object_box(data, sampling, grid, motion) if crop and sampling.grid_index is not None else full
     region = grid.cropped(box)
-    k_scanner = (np.asarray(scanner_from_logical)[:3, :3] @ sampling.k_logical.T).T
+    k_logical = sampling.k_logical  # rotated to the scanner inside the operator (k_frame)
     settings = {
         "eps": eps,
         "dtype": dtype,
         "origin_mm": np.asarray(scanner_from_logical)[:3, 3],
+        "k_frame": np.asarray(scanner_from_logical)[:3, :3],
         "coarse_axes": coarse_axes(grid, COARSE_SPACING_MM, box),
     }
-    operator = MotionEncoding(region, k_scanner, sampling.time_s, motion, coils, coil_model, **settings)
+    operator = MotionEncoding(region, k_logical, sampling.time_s, motion, coils, coil_model, **settings)
     if operator.coils != data.shape[0]:
         raise MrMotionError(f"the data have {data.shape[0]} coils but the coil maps {operator.coils}")
     # Jacobi-like preconditioner: for full sampling EᴴE ≈ (samples per voxel) · Σ_c |S_c|² on the diagonal.
@@ -138,7 +139,7 @@ def sense_reconstruction(
         power += coil_map.real**2 + coil_map.imag**2
     weight = 1.0 / np.maximum(power, 0.05 * power.max())  # clipped: no amplification where coils are blind
     if operator.clusters > 1 and iterations > 0:  # warm start from the moving model (one coil weighting)
-        moving = MotionEncoding(region, k_scanner, sampling.time_s, motion, coils, "moving", **settings)
+        moving = MotionEncoding(region, k_logical, sampling.time_s, motion, coils, "moving", **settings)
         first = cg_sense(moving, data, iterations, regularization, progress=progress, preconditioner=weight)
         del moving
         result = first
