@@ -105,6 +105,10 @@ def test_exact_coil_model_continues_from_the_moving_model_and_improves_on_it(sca
         data.data, sampling, data.scanner_from_logical, maps, motion, exact_iterations=0, **settings
     )
     np.testing.assert_allclose(none.image, moving.image)
+    with pytest.raises(MrMotionError, match="k-space data"):
+        sense_reconstruction(data.data[:, :-5], sampling, data.scanner_from_logical, maps, motion)
+    with pytest.raises(MrMotionError, match="k-space data"):
+        sense_reconstruction(data.data[0], sampling, data.scanner_from_logical, maps, motion)
     with pytest.raises(MrMotionError, match="exact_iterations"):
         sense_reconstruction(data.data, sampling, data.scanner_from_logical, maps, motion, exact_iterations=-1)
 

@@ -114,6 +114,9 @@ def sense_reconstruction(
     """
     if sampling.matrix[2] != 1 and sampling.mode != "3d":
         raise MrMotionError("reconstruction of 2-D multi-slice data is not supported yet; use 3-D or single-slice data")
+    samples = len(sampling.k_logical)
+    if np.ndim(data) != 2 or np.shape(data)[1] != samples:
+        raise MrMotionError(f"k-space data: expected (coils, {samples}) samples, got shape {np.shape(data)}")
     grid = acquisition_grid(sampling, scanner_from_logical)
     if exact_iterations is None:
         exact_iterations = default_exact_iterations(grid, iterations)
