@@ -50,12 +50,21 @@ def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
     return images[..., 0] if shape[2] == 1 else images
 
 
+def coil_power(stack: np.ndarray, real: type | None = None) -> np.ndarray:
+    """``Σ_c |x_c|²`` over the first axis, coil by coil (no temporary as large as the stack), accumulated in
+    ``real`` (default: float32 for complex64 stacks, float64 otherwise)."""
+    if real is None:
+        real = np.float32 if stack.dtype == np.complex64 else np.float64
+    power = np.zeros(stack.shape[1:], dtype=real)
+    for part in stack:
+        power += part.real**2 + part.imag**2
+    return power
+
+
 def combine(images: np.ndarray, maps: np.ndarray) -> np.ndarray:
     """SENSE-1 coil combination ``Σ conj(S_c) x_c / Σ |S_c|²`` (0 where the maps vanish)."""
-    real = np.float32 if images.dtype == np.complex64 else np.float64
-    power = np.zeros(maps.shape[1:], dtype=real)
+    power = coil_power(maps, np.float32 if images.dtype == np.complex64 else np.float64)
     combined = np.zeros(images.shape[1:], dtype=np.result_type(images.dtype, maps.dtype))
     for coil_map, image in zip(maps, images, strict=True):  # coil by coil: no temporary as large as the stack
-        power += coil_map.real**2 + coil_map.imag**2
         combined += np.conj(coil_map) * image
     return np.where(power > 1e-12, combined / np.maximum(power, 1e-12), 0)

@@ -156,6 +156,9 @@ class MotionEncoding:
     ) -> None:
         if coil_model not in COIL_MODELS:
             raise MrMotionError(f"coil_model must be one of {COIL_MODELS}, got {coil_model!r}")
+        frame = np.eye(3) if k_frame is None else np.asarray(k_frame, dtype=np.float64)
+        if frame.shape != (3, 3) or not np.all(np.isfinite(frame)):
+            raise MrMotionError(f"k_frame: expected a finite (3, 3) matrix, got shape {frame.shape}")
         k = np.asarray(k_scanner, dtype=np.float64)
         times = np.asarray(times_s, dtype=np.float64)
         if k.ndim != 2 or k.shape[1] != 3 or k.shape[0] == 0 or times.shape != (k.shape[0],):
@@ -224,11 +227,8 @@ class MotionEncoding:
         self._components: dict[int, np.ndarray] | None = {} if cache else None
         self._workspace: np.ndarray | None = None
         self._origin = np.asarray(origin_mm, dtype=np.float64).reshape(3)
-        self._k_frame = np.eye(3) if k_frame is None else np.asarray(k_frame, dtype=np.float64)
-        if self._k_frame.shape != (3, 3) or not np.all(np.isfinite(self._k_frame)):
-            raise MrMotionError(f"k_frame: expected a finite (3, 3) matrix, got shape {self._k_frame.shape}")
         kappa, self._phase = self._augmented(
-            k if self.order is None else k[self.order], transforms, sorted_states, runs
+            k if self.order is None else k[self.order], transforms, sorted_states, runs, frame
         )
         self._kappa, self._eps, self._chunk = kappa, eps, max(1, chunk)
         self._pair: NufftPair | None = None
@@ -254,7 +254,9 @@ class MotionEncoding:
         self.cluster_tol_mm = high
         return labels
 
-    def _augmented(self, k: FloatArray, transforms: FloatArray, states: np.ndarray, runs: np.ndarray):
+    def _augmented(
+        self, k: FloatArray, transforms: FloatArray, states: np.ndarray, runs: np.ndarray, frame: FloatArray
+    ):
         """Per sample: NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
 
         For state t and a sample k: the object is sampled at ``q = L_tᵀk``, at voxel frequency ``κ = L_gridᵀ q``
@@ -270,7 +272,7 @@ class MotionEncoding:
         mappings = np.empty((len(transforms), dims + 1, 3))
         mappings[:, :dims] = np.swapaxes(rotations @ linear, 1, 2)[:, :dims]
         mappings[:, dims] = transforms[:, :3, 3] + rotations @ centre - self._origin
-        mappings = mappings @ self._k_frame  # each row r·k_scanner = (r K)·k
+        mappings = mappings @ frame  # each row: r·k_scanner = r·(K k) = (r K)·k
         amplitudes = np.abs(np.linalg.det(rotations))
         columns = np.ascontiguousarray(k.T)  # (3, M)
         kappa = np.empty((dims, len(k)), dtype=real)

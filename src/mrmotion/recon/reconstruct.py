@@ -16,7 +16,7 @@ from scipy import ndimage
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.transforms import FloatArray, apply, invert, make_transform
 from mrmotion.physics.coil_weighting import COARSE_SPACING_MM, coarse_axes, coil_maps_on_grid
-from mrmotion.physics.combine import coil_images
+from mrmotion.physics.combine import coil_images, coil_power
 from mrmotion.physics.encoding import ImageGrid, MotionEncoding
 from mrmotion.physics.sampling import Sampling
 from mrmotion.physics.trajectory import MotionTrajectory
@@ -46,11 +46,7 @@ def object_box(
     centre of k-space, so the box's corners are brought back by that pose's inverse (the reconstruction is in the
     reference pose), and the box grows by ``margin_mm`` on every side (edges darker than the threshold). Other
     poses' copies of the object blur or ghost into the seen box too. The whole grid when nothing stands out."""
-    images = coil_images(data, sampling)
-    power = np.zeros(images.shape[1:], dtype=np.float64)
-    for image in images:
-        power += np.abs(image) ** 2
-    smooth = ndimage.gaussian_filter(np.sqrt(power), 2.0)
+    smooth = ndimage.gaussian_filter(np.sqrt(coil_power(coil_images(data, sampling))), 2.0)
     seen = smooth > threshold * smooth.max()
     if not np.any(seen):
         return tuple(slice(0, n) for n in grid.shape)
@@ -60,7 +56,7 @@ def object_box(
     if motion is not None:
         centre = int(np.argmin(np.sum(sampling.k_logical**2, axis=1)))
         corners = apply(invert(motion.at(sampling.time_s[centre]), "motion state"), corners)
-    voxels = apply(np.linalg.inv(grid.scanner_from_voxel), corners)[:, : len(grid.shape)]
+    voxels = apply(invert(grid.scanner_from_voxel), corners)[:, : len(grid.shape)]
     spacing = np.linalg.norm(grid.scanner_from_voxel[:3, : len(grid.shape)], axis=0)
     low = np.floor(voxels.min(0) - margin_mm / spacing).astype(int)
     high = np.ceil(voxels.max(0) + margin_mm / spacing).astype(int)
@@ -137,9 +133,7 @@ def sense_reconstruction(
     if operator.coils != data.shape[0]:
         raise MrMotionError(f"the data have {data.shape[0]} coils but the coil maps {operator.coils}")
     # Jacobi-like preconditioner: for full sampling EᴴE ≈ (samples per voxel) · Σ_c |S_c|² on the diagonal.
-    power = np.zeros(region.shape)
-    for coil_map in coil_maps_on_grid(coils, region, dtype=dtype):  # coil by coil: no float64 stack
-        power += coil_map.real**2 + coil_map.imag**2
+    power = coil_power(coil_maps_on_grid(coils, region, dtype=dtype))
     weight = 1.0 / np.maximum(power, 0.05 * power.max())  # clipped: no amplification where coils are blind
     if operator.clusters > 1 and iterations > 0:  # warm start from the moving model (one coil weighting)
         moving = MotionEncoding(region, k_logical, sampling.time_s, motion, coils, "moving", **settings)
