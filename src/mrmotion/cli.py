@@ -164,8 +164,9 @@ def pose_command(
     """Head pose (6-DoF) from a 3-D volume: scanner_from_head with a confidence.
 
     Head frame: origin at the brain centre, axes toward the subject's left, posterior and superior; scanner LPS mm.
-    The brain is found first (the volume may be a whole uterus or a head with neck), then its axes are read by an
-    O(3)-equivariant network (E(3)-Pose). A confidence below 0.5 means: do not drive the scanner with this pose.
+    The brain is found first (the volume may be a whole uterus or a head with neck), then nine left–right-symmetric
+    brain regions are segmented (averaged over the grid's 24 rotations: equivariant to them) and the head's rotation
+    is fitted to their centroids. A confidence below 0.5 means: do not drive the scanner with this pose.
     """
     from rich.progress import Progress
 
@@ -180,8 +181,8 @@ def pose_command(
         text += f", confidence {estimate.confidence:.2f}"
         if not estimate.details.get("orientation_validated", True):
             text += (
-                f" [yellow](the axis network has not learned orientations: validation error "
-                f"{estimate.details['axes_validation_deg']:.0f}°; use the brain centre only)[/]"
+                f" [yellow](the region network has not learned orientations: validation error "
+                f"{estimate.details['validation_deg']:.0f}°; use the brain centre only)[/]"
             )
         elif estimate.confidence < LOW_CONFIDENCE:
             text += " [yellow](low: not a reliable pose)[/]"
@@ -214,7 +215,7 @@ def train_pose(
     atlases: Annotated[Path, typer.Option(help="Folder of fetal atlases (each with parcellation and mask NIfTI).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the weights, logs and card.")],
     stage: Annotated[
-        str, typer.Option(help="all, localiser, axes (equivariant) or cnn (the plain-CNN baseline).")
+        str, typer.Option(help="all, localiser (brain localiser) or regions (brain-region network).")
     ] = "all",
     steps: Annotated[int | None, typer.Option(help="Steps per stage (default: those of the shipped weights).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --output.")] = False,

@@ -198,25 +198,27 @@ def test_train_pose_bad_arguments(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output
     result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "everything")
     assert result.exit_code == 2 and "stage" in result.output
-    result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "cnn", "--steps", "1")
+    result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "regions", "--steps", "1")
     assert result.exit_code == 2 and "no atlas folder" in result.output
 
 
 def test_train_pose_runs_resumes_and_extends(tmp_path):
     atlases = atlas_folder().parent
-    result = invoke("train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "cnn", "--steps", "2")
+    result = invoke("train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "regions", "--steps", "2")
     assert result.exit_code == 0, result.output
-    weights = tmp_path / "pose_axes_cnn.safetensors"
+    weights = tmp_path / "pose_regions.safetensors"
     assert weights.is_file()
     first = weights.read_bytes()
-    result = invoke("train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "cnn", "--steps", "3", "--resume")
+    result = invoke(
+        "train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "regions", "--steps", "3", "--resume"
+    )
     assert result.exit_code == 0, result.output
-    rows = (tmp_path / "pose_axes_cnn.log.csv").read_text().splitlines()
+    rows = (tmp_path / "pose_regions.log.csv").read_text().splitlines()
     assert rows[0].startswith("step") and [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
     assert weights.read_bytes() != first
     from mrmotion.pose.estimate import _load
 
     network, config = _load(weights)
-    assert config["arch"] == "cnn" and config["steps"] == 3
+    assert config["stage"] == "regions" and config["steps"] == 3
     card = (tmp_path / "pose_card.md").read_text()
-    assert "pose_axes_cnn.safetensors" in card and "3 × 8" in card and "not trained yet" in card
+    assert "pose_regions.safetensors" in card and "3 × 8" in card and "not trained yet" in card

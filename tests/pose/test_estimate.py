@@ -120,19 +120,37 @@ def test_resample_to_cube_reproduces_a_linear_ramp():
     assert np.allclose(cube[2:-2, 2:-2, 2:-2], expected[2:-2, 2:-2, 2:-2], atol=0.3)
 
 
-def test_an_axis_network_that_has_not_learned_orientations_says_so(held_out_volume):
-    """The shipped axis network's recorded validation error (148°) is above 30°: its poses keep the brain centre
-    but their confidence is scaled down and flagged; a network recorded as validated is not scaled."""
+def test_a_region_network_that_has_not_learned_orientations_says_so(held_out_volume):
+    """A region network whose recorded validation error is above 30° keeps the brain centre but its confidence is
+    scaled down and flagged; one recorded as validated is not scaled."""
     from dataclasses import replace
 
     from mrmotion.pose.estimate import UNVALIDATED_FACTOR, default_model
 
     image, grid, _ = held_out_volume
     shipped = default_model()
-    assert shipped.axes_validation_deg is not None and not shipped.orientation_validated
-    unvalidated = estimate_pose(image, grid, shipped)
-    validated = estimate_pose(image, grid, replace(shipped, axes_validation_deg=3.0))
+    validated = estimate_pose(image, grid, replace(shipped, validation_deg=3.0))
+    unvalidated = estimate_pose(image, grid, replace(shipped, validation_deg=148.0))
     assert unvalidated.details["orientation_validated"] is False and validated.details["orientation_validated"]
     assert unvalidated.confidence == pytest.approx(validated.confidence * UNVALIDATED_FACTOR)
     assert unvalidated.confidence < 0.5
     assert np.array_equal(unvalidated.scanner_from_head, validated.scanner_from_head)
+
+
+def test_shipped_weights_carry_the_atlas_layout_and_a_missing_one_is_refused(tmp_path):
+    import shutil
+
+    from mrmotion.io.weights import read_weights, write_weights
+    from mrmotion.pose.estimate import weights_folder
+    from mrmotion.pose.train import make_network
+
+    model = PoseModel.load()
+    assert model.layout.covariance.shape == (3, 3) and model.size == 32
+    for name in ("pose_localiser.safetensors", "pose_regions.safetensors"):
+        shutil.copy(weights_folder() / name, tmp_path / name)
+    network, config = read_weights(tmp_path / "pose_regions.safetensors", lambda c: make_network(c["stage"]), "", "")
+    write_weights(tmp_path / "pose_regions.safetensors", network, {"config": config, "summary": {}})
+    with pytest.raises(MrMotionError, match="no atlas layout"):
+        PoseModel.load(tmp_path)
+    with pytest.raises(MrMotionError, match="architecture"):
+        PoseModel.load(arch="e3nn")

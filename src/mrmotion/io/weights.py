@@ -46,7 +46,8 @@ def read_weights(path: str | Path, build: Callable[[dict], torch.nn.Module], wha
 
 
 def weights_metadata(path: str | Path) -> dict:
-    """What a weights file says about itself: ``config``, ``summary`` (JSON metadata), ``parameters``, ``bytes``."""
+    """What a weights file says about itself: every JSON metadata entry (``config`` and ``summary`` always, empty if
+    absent; others such as the pose region network's ``reference``), plus ``parameters`` and ``bytes``."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -54,6 +55,7 @@ def weights_metadata(path: str | Path) -> dict:
         metadata = handle.metadata() or {}
         count = sum(handle.get_tensor(key).numel() for key in handle.keys())
     return {
+        **{key: json.loads(value) for key, value in metadata.items()},
         "config": json.loads(metadata.get("config", "{}")),
         "summary": json.loads(metadata.get("summary", "{}")),
         "parameters": count,

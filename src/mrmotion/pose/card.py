@@ -16,8 +16,8 @@ from mrmotion.pose.train import HELD_OUT, SHIPPED
 
 ROLES = {
     "localiser": "brain localiser (3-D U-Net, brain probability on a 48³ cube over the whole field of view)",
-    "axes": "head axes, O(3)-equivariant (e3nn): dense head coordinates → left–right pseudovector, anterior, superior",
-    "cnn": "head axes, plain 3-D CNN of similar size (the non-equivariant comparison in benchmarks/pose.py)",
+    "regions": "brain regions (3-D U-Net, nine left–right-symmetric regions on a 32³ cube around the brain; the "
+    "head's rotation is fitted to their centroids)",
 }
 
 
@@ -35,11 +35,11 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         "",
         "Trained on synthetic volumes made on the fly (`mrmotion.pose.synth`) from the fetal spina bifida atlases",
         "(Fidon et al. 2021, CC0; parcellation labels, brain mask) and, for a share of the samples, the adult MNI152",
-        "template's grey/white-matter maps (nilearn). Random rotation over SO(3), translation, tissue contrast",
-        "(random, or T2-like with jitter), bias field, gamma, Rician noise, thick slices (2–8 mm, staircase),",
-        "spin-history bands, partial fields of view, and clutter around the head (uterus, amniotic fluid, fetal body,",
-        "maternal tissue). The axis networks learn with a curriculum: their samples start as T2-like contrast without",
-        "clutter or degradation and reach the full randomisation above after `curriculum` × steps (see the table).",
+        "template's grey/white-matter maps (nilearn; localiser only, as it has no region labels). Random rotation",
+        "over SO(3), translation, tissue contrast (random, or T2-like with jitter), bias field, gamma, Rician noise,",
+        "thick slices (2–8 mm, staircase), spin-history bands, partial fields of view, and clutter around the head",
+        "(uterus, amniotic fluid, fetal body, maternal tissue). The region network's metadata also holds the training",
+        "atlases' mean region centroids (head frame, in brain sizes) that poses are fitted to.",
         f"Held out of training for the evaluation: {', '.join(HELD_OUT)}.",
         "",
         "Reproduce: `mrmotion train-pose --atlases ../shared/data/fetal_atlas_spina_bifida -o src/mrmotion/weights`",
@@ -49,9 +49,9 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         "Files of each network here: `<name>.safetensors` (the weights, configuration in its metadata),",
         "`<name>.ckpt` (checkpoint with optimiser state, for `train-pose --resume`) and `<name>.log.csv`",
         "(training log: step, seconds, learning rate, loss, validation every 100 steps), for pose_localiser,",
-        "pose_axes and pose_axes_cnn.",
+        "pose_regions.",
         "",
-        "| file | role | parameters | size | cube | steps × batch | lr, curriculum | CPU time | validation |",
+        "| file | role | parameters | size | cube | steps × batch | learning rate | CPU time | validation |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, (config, filename) in SHIPPED.items():
@@ -69,15 +69,15 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         lines.append(
             f"| {filename} | {ROLES[name]} | {meta['parameters']:,} | {meta['bytes'] / 1e3:.0f} kB | "
             f"{used.get('size', '?')}³ | {summary.get('steps', '?')} × {used.get('batch', '?')} | "
-            f"{used.get('learning_rate', '?')}, {used.get('curriculum', 0)} | "
+            f"{used.get('learning_rate', '?')} | "
             f"{summary.get('seconds', 0) / 60:.0f} min | {last} |"
         )
-    axes_history = _validation((folder / SHIPPED["axes"][1]).with_suffix(".log.csv"))
-    if axes_history and axes_history[-1][1] > 30:
+    region_history = _validation((folder / SHIPPED["regions"][1]).with_suffix(".log.csv"))
+    if region_history and region_history[-1][1] > 30:
         lines += [
             "",
-            f"**Status: the axis network is not trained to a usable accuracy** (validation median rotation "
-            f"error {axes_history[-1][1]:.0f}°, chance is about 126°): its orientations must not be used yet.",
+            f"**Status: the region network is not trained to a usable accuracy** (validation median rotation "
+            f"error {region_history[-1][1]:.0f}°, chance is about 126°): its orientations must not be used yet.",
         ]
     lines += ["", "Validation history (24 synthetic volumes of the training atlases, fixed seed):", ""]
     for name, (_, filename) in SHIPPED.items():

@@ -1,19 +1,22 @@
-"""Head pose from a 3-D volume: find the brain, then read its axes. The inference half of E(3)-Pose.
+"""Head pose from a 3-D volume: find the brain, then segment its regions and fit their layout. The inference half
+of our version of E(3)-Pose.
 
 1. **Localise** (:class:`~mrmotion.pose.networks.Localiser`): the whole field of view resampled to a 48³ cube →
-   brain probability → largest connected component → centroid and size (optionally refined, see
-   :data:`SECOND_PASS` and :data:`REFINE_CENTRE`).
-2. **Axes** (:class:`~mrmotion.pose.networks.EquivariantAxesNet`): a 17³ cube around the brain (brain ≈ 60% of its
-   side) → head coordinates of every voxel → the proper rotation that best maps them onto the voxel positions
-   (Kabsch, :class:`~mrmotion.pose.networks.CoordinateAxes`; left–right sign fixed by det = +1).
+   brain probability → largest connected component → centroid and size.
+2. **Orient** (:class:`~mrmotion.pose.networks.RegionNet`, :mod:`mrmotion.pose.regions`): a 32³ cube around the
+   brain (brain ≈ 60% of its side) → probabilities of nine left–right-symmetric brain regions, averaged over the
+   grid's 24 rotations (exactly equivariant to them) → the proper rotation that best carries the atlas's principal
+   axes and region centroids onto the measured ones (Kabsch; the left–right axis is the pseudovector fixed by
+   det = +1) and the brain centre (the regions' centroid, on a finer grid than the localiser's).
 
-Output: :class:`PoseEstimate`, with ``scanner_from_head`` (head frame: origin at the brain centroid, axes left,
+Output: :class:`PoseEstimate`, with ``scanner_from_head`` (head frame: origin at the brain centre, axes left,
 posterior, superior; scanner LPS mm) and a confidence in [0, 1] = (localiser's mean probability over the brain) ×
-(how well the predicted head coordinates fit the voxel positions) × (plausibility of the brain's size), scaled by
-:data:`UNVALIDATED_FACTOR` when the axis network's recorded validation error says it has not learned orientations
-(then ``details["orientation_validated"]`` is False: the brain centre is usable, the rotation is not). Volumes of
-any size, voxel shape and orientation are accepted: every stage resamples onto its own cube (after averaging blocks
-of voxels when the input is much finer than the cube, so large volumes cost little memory).
+(how well the region centroids fit the atlas's layout) × (how clearly they choose the signs of the brain's
+principal axes) × (plausibility of the brain's size), scaled by
+:data:`UNVALIDATED_FACTOR` when the region network's recorded validation error says it has not learned orientations
+(then ``details["orientation_validated"]`` is False). Volumes of any size, voxel shape and orientation are accepted:
+every stage resamples onto its own cube (after averaging blocks of voxels when the input is much finer than the
+cube, so large volumes cost little memory).
 """
 
 from __future__ import annotations
@@ -30,24 +33,26 @@ from mrmotion.errors import MrMotionError
 from mrmotion.io.weights import read_weights, weights_metadata
 from mrmotion.pose import synth
 from mrmotion.pose.frames import brain_centre, brain_size_mm
+from mrmotion.pose.regions import AtlasLayout, pose_from_regions, symmetrised_probabilities
 from mrmotion.pose.train import make_network
 
 LOCALISER_SIZE = 48
-AXES_SIZE = 17
+REGION_SIZE = 32
 #: brains whose longest axis is outside this range (mm) are not plausible (fetal ≈ 50–110, adult ≈ 170–190).
 PLAUSIBLE_SIZE_MM = (35.0, 230.0)
-#: take the brain centre from the axis network's weights (finer grid) rather than from the localiser. Off: with the
-#: weights shipped now the localiser's centre is the better one (benchmarks/results/pose*.txt).
-REFINE_CENTRE = False
-#: localise a second time on a cube twice the brain's size around the first centre. Off: with the shipped localiser
-#: it made the centre worse (median 4.6 mm vs 3.6 mm on 10 held-out scouts), as the brain then fills much of the cube.
-SECOND_PASS = False
 #: below this confidence a pose should not drive a scanner; the CLI says so.
 LOW_CONFIDENCE = 0.5
-#: an axis network whose recorded validation error (median, degrees; in its weights' summary) is above this has not
-#: learned orientations: its poses keep the brain centre but their confidence is scaled by UNVALIDATED_FACTOR
+#: a region network whose recorded validation error (median, degrees; in its weights' summary) is above this has
+#: not learned orientations: its poses keep the brain centre but their confidence is scaled by UNVALIDATED_FACTOR
 VALIDATED_DEG = 30.0
 UNVALIDATED_FACTOR = 0.1
+#: RMS misfit of the region centroids (in brain sizes) at which the fit's agreement factor falls to exp(-1)
+RESIDUAL_SCALE = 0.06
+#: margin by which the chosen signs of the principal axes beat the next best (regions.pose_from_regions) below
+#: which the confidence falls linearly (a head whose regions cannot tell front from back may be turned 180°)
+SIGN_MARGIN_SCALE = 0.3
+#: symmetries of the grid the region network is averaged over, per architecture (regions.grid_symmetries)
+GROUPS = {"equivariant": "rotations", "cnn": "identity"}
 
 
 @dataclass(frozen=True)
@@ -75,31 +80,38 @@ def weights_folder() -> Path:
 
 @dataclass
 class PoseModel:
-    """The two networks of the pose estimator. :meth:`load` reads the shipped weights."""
+    """The two networks of the pose estimator and the atlas layout they fit. :meth:`load` reads the shipped weights.
+
+    ``arch`` "equivariant" averages the region network over the 24 rotations of the grid (exactly equivariant to
+    them); "cnn" runs it once (the plain CNN: the same network, no symmetry)."""
 
     localiser: torch.nn.Module
-    axes: torch.nn.Module
+    regions: torch.nn.Module
+    layout: AtlasLayout  # where the regions lie in the atlas, which poses are fitted to
     arch: str = "equivariant"
-    axes_size: int = AXES_SIZE  # cube side (voxels) the axis network was trained on
-    #: the axis network's last validation median rotation error (degrees) from its weights' summary; None: unknown
-    axes_validation_deg: float | None = None
+    size: int = REGION_SIZE  # cube side (voxels) the region network was trained on
+    #: the region network's last validation median rotation error (degrees) from its weights' summary; None: unknown
+    validation_deg: float | None = None
 
     @property
     def orientation_validated(self) -> bool:
-        """Whether the axis network's recorded validation error is at most :data:`VALIDATED_DEG`."""
-        return self.axes_validation_deg is not None and self.axes_validation_deg <= VALIDATED_DEG
+        """Whether the region network's recorded validation error is at most :data:`VALIDATED_DEG`."""
+        return self.validation_deg is not None and self.validation_deg <= VALIDATED_DEG
 
     @classmethod
     def load(cls, folder: str | Path | None = None, arch: str = "equivariant") -> PoseModel:
+        if arch not in GROUPS:
+            raise MrMotionError(f"unknown architecture {arch!r}: expected one of {', '.join(GROUPS)}")
         folder = Path(folder) if folder is not None else weights_folder()
-        name = {"equivariant": "pose_axes.safetensors", "cnn": "pose_axes_cnn.safetensors"}.get(arch)
-        if name is None:
-            raise MrMotionError(f"unknown architecture {arch!r}: expected 'equivariant' or 'cnn'")
         localiser, _ = _load(folder / "pose_localiser.safetensors")
-        axes, config = _load(folder / name)
-        validation = weights_metadata(folder / name)["summary"].get("validation")
+        regions, config = _load(folder / "pose_regions.safetensors")
+        metadata = weights_metadata(folder / "pose_regions.safetensors")
+        if "layout" not in metadata:
+            raise MrMotionError(f"{folder / 'pose_regions.safetensors'}: no atlas layout in its metadata")
+        layout = AtlasLayout.from_dict(metadata["layout"])
+        validation = metadata["summary"].get("validation")
         validation = float(validation) if validation is not None else None
-        return cls(localiser, axes, arch, int(config.get("size", AXES_SIZE)), validation)
+        return cls(localiser, regions, layout, arch, int(config.get("size", REGION_SIZE)), validation)
 
 
 _MODELS: dict[tuple[str, str], PoseModel] = {}
@@ -172,7 +184,7 @@ def _volume_box(data: np.ndarray, scanner_from_voxel: np.ndarray) -> tuple[np.nd
 
 
 @torch.no_grad()
-def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, near: np.ndarray | None = None):
+def _localise(model: PoseModel, data, scanner_from_voxel, centre, side):
     cube, grid = resample_to_cube(data, scanner_from_voxel, centre, side, LOCALISER_SIZE)
     volume = torch.from_numpy(synth.normalise_intensity(cube))[None, None]
     probability = torch.sigmoid(model.localiser(volume))[0, 0].numpy().astype(np.float64)
@@ -180,14 +192,7 @@ def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, near: np
     if count == 0:
         return None
     sums = ndimage.sum(probability, labels, index=np.arange(1, count + 1))
-    if near is None:
-        chosen = int(np.argmax(sums)) + 1
-    else:  # the component closest to the first pass's centre, among the large ones
-        centres = np.array(ndimage.center_of_mass(probability, labels, index=np.arange(1, count + 1)))
-        world = (grid[:3, :3] @ centres.T + grid[:3, 3:4]).T
-        distance = np.linalg.norm(world - near, axis=1)
-        large = sums >= 0.25 * sums.max()
-        chosen = int(np.argmin(np.where(large, distance, np.inf))) + 1
+    chosen = int(np.argmax(sums)) + 1
     component = np.where(labels == chosen, probability, 0.0)
     voxel_ml = (side / LOCALISER_SIZE) ** 3 / 1000
     return {
@@ -209,42 +214,41 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     data = check_volume(data, scanner_from_voxel)
     model = model or default_model()
     centre, side = _volume_box(data, scanner_from_voxel)
-    first = _localise(model, data, scanner_from_voxel, centre, side)
-    if first is None:
+    found = _localise(model, data, scanner_from_voxel, centre, side)
+    if found is None:
         raise MrMotionError("no brain-like structure found in the volume (confidence 0): no pose to give")
-    found = first
-    if SECOND_PASS:
-        second = _localise(model, data, scanner_from_voxel, first["centre"], 2.0 * first["size"], near=first["centre"])
-        found = second or first
     size = float(np.clip(found["size"], *PLAUSIBLE_SIZE_MM))
     side = size / synth.BRAIN_SHARE_OF_CUBE
-    cube, _ = resample_to_cube(data, scanner_from_voxel, found["centre"], side, model.axes_size)
+    cube, grid = resample_to_cube(data, scanner_from_voxel, found["centre"], side, model.size)
     volume = torch.from_numpy(synth.normalise_intensity(cube))[None, None]
-    axes = model.axes(volume)
-    rotation = axes["rotation"][0].double().numpy()  # Kabsch: columns left, posterior, superior in the scanner
+    probability = symmetrised_probabilities(model.regions, volume, GROUPS[model.arch])
+    points = synth.grid_points(grid, (model.size,) * 3)
+    try:
+        fit = pose_from_regions(probability.flatten(1).double().numpy(), points, model.layout, size)
+    except MrMotionError:
+        raise MrMotionError("no brain regions found around the brain centre (confidence 0): no pose to give") from None
     low, high = PLAUSIBLE_SIZE_MM
     plausible = (
         1.0
         if low <= found["size"] <= high
         else float(np.exp(-abs(np.log(found["size"] / np.clip(found["size"], low, high))) * 3))
     )
-    agreement = float(axes["confidence"][0])
-    confidence = float(np.clip(found["probability"] * agreement * plausible, 0, 1))
+    agreement = float(np.exp(-((fit["residual"] / RESIDUAL_SCALE) ** 2)))
+    signs = float(np.clip(fit["sign_margin"] / SIGN_MARGIN_SCALE, 0, 1))
+    confidence = float(np.clip(found["probability"] * agreement * signs * plausible, 0, 1))
     if not model.orientation_validated:  # the centre is the localiser's; the orientation has not been learned
         confidence *= UNVALIDATED_FACTOR
     pose = np.eye(4)
-    pose[:3, :3] = rotation
-    # the axis network's brain weights, on a finer grid than the localiser's, give the brain centre
-    unit = side * (model.axes_size - 1) / model.axes_size  # mm per unit of the network's voxel positions
-    refined = found["centre"] + axes["centre"][0].numpy().astype(np.float64) * unit
-    pose[:3, 3] = refined if REFINE_CENTRE else found["centre"]
+    pose[:3, :3] = fit["rotation"]  # columns left, posterior, superior in the scanner
+    pose[:3, 3] = fit["centre"]
     details = {
         "centre_localiser_mm": found["centre"].tolist(),
-        "centre_axes_mm": refined.tolist(),
         "localiser_probability": found["probability"],
-        "axes_agreement": agreement,
+        "region_residual": fit["residual"],
+        "region_agreement": agreement,
+        "sign_margin": fit["sign_margin"],
         "size_plausibility": plausible,
         "orientation_validated": model.orientation_validated,
-        "axes_validation_deg": model.axes_validation_deg,
+        "validation_deg": model.validation_deg,
     }
     return PoseEstimate(pose, confidence, float(found["size"]), float(found["volume_ml"]), details)

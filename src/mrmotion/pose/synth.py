@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.prescription import LPS_FROM_RAS
-from mrmotion.pose.frames import axes_from_rotation, brain_size_mm, canonical_head_pose
+from mrmotion.pose.frames import brain_size_mm, canonical_head_pose
 
 #: grid (mm) on which a fetal atlas's label fractions are kept: 2× the atlases' 0.8 mm.
 FETAL_SOURCE_DOWNSAMPLE = 2
@@ -168,6 +168,23 @@ def render(
     Returns the image (tissue intensities mixed by their fractions), the brain fraction and the head fraction on the
     grid, each ``shape`` float32. ``resolution_mm`` sets the isotropic anti-aliasing blur applied on the source grid.
     """
+    labels = render_fractions(subject, scanner_from_head, scanner_from_voxel, shape, resolution_mm)
+    image = np.tensordot(np.asarray(intensities, dtype=np.float32), labels, axes=1).reshape(shape)
+    brain = labels[: subject.brain_labels].sum(axis=0).reshape(shape)
+    head = labels.sum(axis=0).reshape(shape)
+    image, brain, head = (o.astype(np.float32) for o in (image, brain, head))
+    return image, brain, head
+
+
+def render_fractions(
+    subject: Subject,
+    scanner_from_head: np.ndarray,
+    scanner_from_voxel: np.ndarray,
+    shape: tuple[int, int, int],
+    resolution_mm: float,
+) -> np.ndarray:
+    """(L, N) fraction of each of the subject's labels at the N voxels of a target grid, the head at
+    ``scanner_from_head``; blurred on the source grid for a resolution of ``resolution_mm`` (see :func:`render`)."""
     moved_from_canonical = scanner_from_head @ np.linalg.inv(subject.scanner_from_head)
     source_from_target = np.linalg.inv(subject.scanner_from_voxel) @ np.linalg.inv(moved_from_canonical)
     source_from_target = source_from_target @ scanner_from_voxel
@@ -175,14 +192,9 @@ def render(
     coordinates = source_from_target[:3, :3] @ index + source_from_target[:3, 3:4]
     source_spacing = float(np.abs(np.linalg.det(subject.scanner_from_voxel[:3, :3])) ** (1 / 3))
     sigma = max(resolution_mm / 2.355 / source_spacing - 0.5, 0.0)
-    labels = np.stack(
+    return np.stack(
         [ndimage.map_coordinates(volume, coordinates, order=1, cval=0.0) for volume in _blurred(subject, sigma)]
     )
-    image = np.tensordot(np.asarray(intensities, dtype=np.float32), labels, axes=1).reshape(shape)
-    brain = labels[: subject.brain_labels].sum(axis=0).reshape(shape)
-    head = labels.sum(axis=0).reshape(shape)
-    image, brain, head = (o.astype(np.float32) for o in (image, brain, head))
-    return image, brain, head
 
 
 #: blur widths (source voxels) are rounded to this step so that blurred label maps can be reused between renders
@@ -204,11 +216,6 @@ def _blurred(subject: Subject, sigma: float) -> np.ndarray:
             fractions = np.stack([ndimage.gaussian_filter(f, sigma, mode="constant") for f in fractions])
         subject.blurred[sigma] = fractions
     return subject.blurred[sigma]
-
-
-def output_grid(scanner_from_voxel: np.ndarray) -> np.ndarray:
-    """Grid of the axis network's output: every second voxel of its input cube (corners included)."""
-    return scanner_from_voxel @ np.diag([2.0, 2.0, 2.0, 1.0])
 
 
 def _ellipsoid(points: np.ndarray, centre: np.ndarray, radii: np.ndarray, rotation: np.ndarray) -> np.ndarray:
@@ -332,63 +339,69 @@ def random_intensities(subject: Subject, rng: np.random.Generator, difficulty: f
     return rng.uniform(0.0, 1.0, count).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class RotationSample:
-    """A cube around the brain (network input) and the truth: axes in the scanner frame, class fractions."""
-
-    volume: np.ndarray  # (n, n, n) float32, normalised
-    left: np.ndarray
-    anterior: np.ndarray
-    superior: np.ndarray
-    scanner_from_head: np.ndarray
-    brain: np.ndarray  # (m, m, m) brain fraction on output_grid, m = (n - 1) // 2 + 1
-    coordinates: np.ndarray  # (3, m, m, m) head-frame coordinates (left, posterior, superior) of output_grid voxels
-
-
-#: side of the rotation network's cube relative to the brain's longest axis (E(3)-Pose: brain ≈ 60% of the side).
+#: side of the region network's cube relative to the brain's longest axis (E(3)-Pose: brain ≈ 60% of the side).
 BRAIN_SHARE_OF_CUBE = 0.6
 
 
-def rotation_sample(
+@dataclass(frozen=True)
+class RegionSample:
+    """A cube around the brain (network input), its brain-region fractions (target) and the truth."""
+
+    volume: np.ndarray  # (n, n, n) float32, normalised
+    regions: np.ndarray  # (len(regions.REGIONS), n, n, n) float32, summing to 1 per voxel
+    scanner_from_head: np.ndarray
+    scanner_from_voxel: np.ndarray
+
+
+def region_sample(
     subject: Subject,
     rng: np.random.Generator,
-    size: int = 17,
-    fetal: bool = True,
+    size: int = 32,
     difficulty: float = 1.0,
     centre_jitter: float = 0.05,
     scale_jitter: float = 0.15,
-) -> RotationSample:
-    """A random pose (rotation uniform over SO(3)) rendered into a cube centred near the brain, degraded.
+) -> RegionSample:
+    """A fetal head at a random pose (rotation uniform over SO(3)) in a cube around the brain, with the brain
+    regions of :mod:`mrmotion.pose.regions` on the same grid.
 
-    ``difficulty`` in [0, 1] (a curriculum): at 0 a T2-like contrast, no clutter and only noise; at 1 random
-    contrasts half of the time, clutter 80% of the time and every degradation of :func:`degrade`. The cube's centre
-    is off the brain's by ``centre_jitter`` × its side (standard deviation per axis) and its side off the nominal
-    (brain size / :data:`BRAIN_SHARE_OF_CUBE`) by a factor uniform in 1 ± ``scale_jitter``, as a localiser's are.
+    ``difficulty`` in [0, 1]: at 0 a T2-like contrast, no clutter and only noise; at 1 random contrasts half of the
+    time, clutter 80% of the time and every degradation of :func:`degrade`. The cube's centre is off the brain's by
+    ``centre_jitter`` × its side (standard deviation per axis) and its side off the nominal (brain size /
+    :data:`BRAIN_SHARE_OF_CUBE`) by a factor uniform in 1 ± ``scale_jitter``, as a localiser's are.
     """
-    rotation = random_rotation(rng)
+    from mrmotion.pose.regions import region_fractions
+
+    if subject.fractions.shape[0] < 8 or subject.brain_labels != 8:
+        raise MrMotionError(f"{subject.name}: brain regions need a fetal atlas subject (8 parcellation labels)")
     pose = np.eye(4)
-    pose[:3, :3] = rotation
+    pose[:3, :3] = random_rotation(rng)
     pose[:3, 3] = rng.uniform(-40, 40, 3)
     side = subject.brain_size / BRAIN_SHARE_OF_CUBE * rng.uniform(1 - scale_jitter, 1 + scale_jitter)
-    centre = pose[:3, 3] + rng.normal(0, centre_jitter * side, 3)
-    grid = cube_grid(centre, side, size)
+    grid = cube_grid(pose[:3, 3] + rng.normal(0, centre_jitter * side, 3), side, size)
+    shape = (size,) * 3
     voxel = side / size
+    fractions = render_fractions(subject, pose, grid, shape, max(voxel, 2.0))
     intensities = random_intensities(subject, rng, difficulty)
-    image, _, head = render(subject, pose, grid, (size,) * 3, intensities, max(voxel, 2.0))
+    image = np.tensordot(intensities, fractions, axes=1).reshape(shape).astype(np.float32)
     if rng.random() < 0.8 * difficulty:
-        image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng, fetal=fetal)
+        head = fractions.sum(axis=0).reshape(shape)
+        image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng)
     if rng.random() < difficulty:
         image = degrade(image, voxel, rng)
     else:
-        image = image + rng.normal(0, 0.02, image.shape).astype(np.float32)
-    volume = normalise_intensity(np.clip(image, 0, None))
-    left, anterior, superior = axes_from_rotation(rotation)
-    out = (size - 1) // 2 + 1
-    coarse = output_grid(grid)
-    _, brain, _ = render(subject, pose, coarse, (out,) * 3, np.zeros(subject.fractions.shape[0], np.float32), 2 * voxel)
-    unit = side * (size - 1) / size  # mm per unit of the network's positions (its output cube spans one unit)
-    coordinates = rotation.T @ (grid_points(coarse, (out,) * 3) - pose[:3, 3:4]) / unit
-    return RotationSample(volume, left, anterior, superior, pose, brain, coordinates.reshape(3, out, out, out))
+        image = image + rng.normal(0, 0.02, shape).astype(np.float32)
+    head_points = pose[:3, :3].T @ (grid_points(grid, shape) - pose[:3, 3:4])
+    regions = region_fractions(fractions, head_points).reshape(-1, *shape)
+    return RegionSample(normalise_intensity(np.clip(image, 0, None)), regions, pose, grid)
+
+
+def subject_layout(subject: Subject):
+    """The subject's :class:`~mrmotion.pose.regions.AtlasLayout` (region centroids and brain second moments in its
+    head frame, in units of its brain size)."""
+    from mrmotion.pose.regions import AtlasLayout
+
+    points = grid_points(subject.scanner_from_voxel, subject.fractions.shape[1:]) - subject.scanner_from_head[:3, 3:4]
+    return AtlasLayout.of_atlas(subject.fractions.reshape(subject.fractions.shape[0], -1), points, subject.brain_size)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """Training of the pose networks on synthetic volumes made on the fly (see :mod:`mrmotion.pose.synth`).
 
 Two stages, each a fixed number of Adam steps with a cosine learning rate: the brain localiser (soft Dice + BCE on
-the brain fraction) and the axis network (E(3)-Pose loss). Each step draws its batch from a generator seeded with
-``(seed, stage, step)``, so a run stopped and resumed from its checkpoint gives the same weights as one that was not.
-Training data: the fetal atlases except :data:`HELD_OUT` (kept for evaluation), plus the adult MNI152 template for
-``adult_share`` of the samples.
+the brain fraction) and the region network (soft cross-entropy + Dice on the brain regions). Each step draws its
+batch from a generator seeded with ``(seed, stage, step)`` (made in a second process while the previous step
+trains), so a run stopped and resumed from its checkpoint gives the same weights as one that was not. Training data:
+the fetal atlases except :data:`HELD_OUT` (kept for evaluation), plus, for the localiser, the adult MNI152 template
+for ``adult_share`` of the samples.
 
-Weights are written as safetensors with their configuration in the metadata; :mod:`mrmotion.pose.model` loads them.
+Weights are written as safetensors with their configuration in the metadata (the region network's also with the
+training atlases' mean region centroids, which poses are fitted to); :mod:`mrmotion.pose.estimate` loads them.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import numpy as np
 import torch
 
 from mrmotion.errors import MrMotionError
+from mrmotion.geometry.parameters import rotation_distance
 from mrmotion.io.weights import resume_checkpoint, save_checkpoint, truncate_log, write_weights
 from mrmotion.pose import synth
-from mrmotion.pose.networks import CnnAxesNet, EquivariantAxesNet, Localiser, axes_loss, coordinate_loss
+from mrmotion.pose.networks import Localiser, RegionNet, region_loss
+from mrmotion.pose.regions import AtlasLayout, pose_from_regions
 
 #: fetal atlases kept out of training, for the evaluation in benchmarks/pose.py (one early, one mid, one late).
 HELD_OUT = ("fetal_SB_atlas_GA23_notoperated", "fetal_SB_atlas_GA28_operated", "fetal_SB_atlas_GA31_operated")
@@ -34,31 +38,26 @@ HELD_OUT = ("fetal_SB_atlas_GA23_notoperated", "fetal_SB_atlas_GA28_operated", "
 class TrainConfig:
     """What a training run does; written into the weights' metadata and the card."""
 
-    stage: str = "axes"  # "axes" or "localiser"
-    arch: str = "equivariant"  # axes network: "equivariant" or "cnn"
+    stage: str = "regions"  # "regions" or "localiser"
     steps: int = 1200
     batch: int = 8
     learning_rate: float = 3e-3
     seed: int = 0
     adult_share: float = 0.2
-    size: int = 17  # cube side in voxels (axes: 17 = 2⁴+1, so stride-2 levels stay centred; localiser: 48)
-    curriculum: float = 0.0  # share of the steps over which the difficulty of the axes samples rises from 0 to 1
-    centre_jitter: float = 0.05  # axes cubes: centre off the brain's by this share of the side (s.d. per axis)
-    scale_jitter: float = 0.15  # axes cubes: side off the nominal by a factor uniform in 1 ± this
+    size: int = 32  # cube side in voxels (regions: 32, divisible by 8 for the U-Net's levels; localiser: 48)
+    centre_jitter: float = 0.05  # region cubes: centre off the brain's by this share of the side (s.d. per axis)
+    scale_jitter: float = 0.15  # region cubes: side off the nominal by a factor uniform in 1 ± this
     threads: int = 2
 
 
-def make_network(stage: str, arch: str = "equivariant") -> torch.nn.Module:
-    """A fresh network for a stage: the localiser, or the axis network of the given architecture."""
+def make_network(stage: str, arch: str | None = None) -> torch.nn.Module:
+    """A fresh network for a stage: the brain localiser or the region network. (``arch`` is ignored; weights from
+    before the region network name one.)"""
     if stage == "localiser":
         return Localiser()
-    if stage != "axes":
-        raise MrMotionError(f"unknown stage {stage!r}: expected 'axes' or 'localiser'")
-    if arch == "equivariant":
-        return EquivariantAxesNet()
-    if arch == "cnn":
-        return CnnAxesNet()
-    raise MrMotionError(f"unknown architecture {arch!r}: expected 'equivariant' or 'cnn'")
+    if stage == "regions":
+        return RegionNet()
+    raise MrMotionError(f"unknown stage {stage!r}: expected 'regions' or 'localiser'")
 
 
 def load_training_subjects(atlas_root: str | Path, held_out: tuple[str, ...] = HELD_OUT) -> list[synth.Subject]:
@@ -70,26 +69,29 @@ def load_training_subjects(atlas_root: str | Path, held_out: tuple[str, ...] = H
 
 
 def _batch(config: TrainConfig, fetal: list[synth.Subject], adult: synth.Subject | None, step: int):
-    rng = np.random.default_rng([config.seed, 0 if config.stage == "axes" else 1, step])
+    """The batch of one step: (volumes (B, 1, n, n, n), targets), drawn from a generator seeded by the step.
+
+    Regions: fetal subjects only (the adult template has no region labels); targets are the region fractions, the
+    true poses and the cubes' grids. Localiser: fetal or, for ``adult_share`` of the samples, adult; target the brain.
+    """
+    rng = np.random.default_rng([config.seed, {"localiser": 1, "regions": 2}[config.stage], step])
     samples = []
     for _ in range(config.batch):
-        use_adult = adult is not None and rng.random() < config.adult_share
-        subject = adult if use_adult else fetal[rng.integers(len(fetal))]
-        if config.stage == "axes":
-            ramp = config.curriculum * config.steps
-            difficulty = min(1.0, step / ramp) if ramp > 0 else 1.0
+        if config.stage == "regions":
+            subject = fetal[rng.integers(len(fetal))]
             samples.append(
-                synth.rotation_sample(
-                    subject, rng, config.size, not use_adult, difficulty, config.centre_jitter, config.scale_jitter
-                )
+                synth.region_sample(subject, rng, config.size, 1.0, config.centre_jitter, config.scale_jitter)
             )
         else:
+            use_adult = adult is not None and rng.random() < config.adult_share
+            subject = adult if use_adult else fetal[rng.integers(len(fetal))]
             samples.append(synth.localiser_sample(subject, rng, size=config.size, fetal=not use_adult))
     volume = torch.from_numpy(np.stack([s.volume for s in samples])[:, None])
-    if config.stage == "axes":
+    if config.stage == "regions":
         targets = [
-            torch.from_numpy(np.stack([getattr(s, k) for s in samples])).float()
-            for k in ("left", "anterior", "superior", "brain", "coordinates")
+            torch.from_numpy(np.stack([s.regions for s in samples])),
+            np.stack([s.scanner_from_head for s in samples]),
+            np.stack([s.scanner_from_voxel for s in samples]),
         ]
     else:
         targets = [torch.from_numpy(np.stack([s.brain for s in samples])[:, None])]
@@ -103,16 +105,6 @@ def localiser_loss(logits: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:
     overlap = (probability * brain).sum(dim=(1, 2, 3, 4))
     dice = (2 * overlap + 1) / (probability.sum(dim=(1, 2, 3, 4)) + brain.sum(dim=(1, 2, 3, 4)) + 1)
     return bce + (1 - dice).mean()
-
-
-def angle_errors_deg(pooled: dict[str, torch.Tensor], left, anterior, superior) -> np.ndarray:
-    """Geodesic angle (degrees) between the predicted and true head rotations, per volume."""
-    from mrmotion.pose.frames import rotation_from_axes
-
-    predicted = rotation_from_axes(*(pooled[k].detach().numpy() for k in ("left", "anterior", "superior")))
-    truth = rotation_from_axes(left.numpy(), anterior.numpy(), superior.numpy())
-    cosine = (np.einsum("...ij,...ij->...", predicted, truth) - 1) / 2
-    return np.degrees(np.arccos(np.clip(cosine, -1, 1)))
 
 
 def train(
@@ -132,8 +124,8 @@ def train(
     output = Path(output)
     checkpoint = output.with_suffix(".ckpt")
     fetal = load_training_subjects(atlas_root)
-    adult = synth.adult_subject() if config.adult_share > 0 else None
-    network = make_network(config.stage, config.arch)
+    adult = synth.adult_subject() if config.adult_share > 0 and config.stage == "localiser" else None
+    network = make_network(config.stage)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     start, elapsed = 0, 0.0
     resumed = resume and checkpoint.is_file()
@@ -142,6 +134,9 @@ def train(
     validation = [
         _batch(TrainConfig(**{**asdict(config), "seed": config.seed + 10_000}), fetal, adult, i) for i in range(3)
     ]
+    layout = None
+    if config.stage == "regions":  # the atlas layout poses are fitted to: shipped in the weights' metadata
+        layout = AtlasLayout.mean([synth.subject_layout(subject) for subject in fetal])
     log_path = Path(log_path) if log_path else output.with_suffix(".log.csv")
     new_log = not (resumed and log_path.is_file())
     if not new_log:
@@ -152,15 +147,17 @@ def train(
         writer.writerow(["step", "seconds", "learning_rate", "loss", "validation"])
     began = time.perf_counter() - elapsed
     summary: dict = {}
-    for step in range(start, config.steps):
+    batches = torch.utils.data.DataLoader(  # the next batches are made in a second process while this one trains
+        _Batches(config, fetal, adult, start), batch_size=None, num_workers=1, prefetch_factor=2
+    )
+    for step, (volume, targets) in zip(range(start, config.steps), batches, strict=False):
         rate = config.learning_rate * 0.5 * (1 + math.cos(math.pi * step / config.steps))
         for group in optimiser.param_groups:
             group["lr"] = rate
         network.train()
-        volume, targets = _batch(config, fetal, adult, step)
         output_tensor = network(volume)
-        if config.stage == "axes":
-            loss = coordinate_loss(output_tensor["output"], *targets[3:]) + axes_loss(output_tensor, *targets[:3])
+        if config.stage == "regions":
+            loss = region_loss(output_tensor, targets[0])
         else:
             loss = localiser_loss(output_tensor, targets[0])
         optimiser.zero_grad()
@@ -169,7 +166,7 @@ def train(
         done = step + 1
         row = {"step": done, "loss": loss.item()}
         if done % 100 == 0 or done == config.steps:
-            row["validation"] = evaluate(network, config.stage, validation)
+            row["validation"] = evaluate(network, config.stage, validation, layout)
         seconds = time.perf_counter() - began
         writer.writerow([done, f"{seconds:.1f}", f"{rate:.3g}", f"{loss.item():.4f}", row.get("validation", "")])
         log.flush()
@@ -179,19 +176,41 @@ def train(
             progress(done, config.steps, row)
         summary = {"steps": done, "seconds": round(seconds, 1), "final_loss": loss.item(), **row}
     log.close()
-    write_weights(output, network, {"config": asdict(config), "summary": summary})
+    metadata = {"config": asdict(config), "summary": summary}
+    if layout is not None:
+        metadata["layout"] = layout.to_dict()
+    write_weights(output, network, metadata)
     return summary
 
 
+class _Batches(torch.utils.data.Dataset):
+    """Training batch of each step from ``start`` on (deterministic per step, see :func:`_batch`)."""
+
+    def __init__(self, config: TrainConfig, fetal: list, adult, start: int) -> None:
+        self.config, self.fetal, self.adult, self.start = config, fetal, adult, start
+
+    def __len__(self) -> int:
+        return max(self.config.steps - self.start, 0)
+
+    def __getitem__(self, index: int):
+        return _batch(self.config, self.fetal, self.adult, self.start + index)
+
+
 @torch.no_grad()
-def evaluate(network: torch.nn.Module, stage: str, batches: list) -> float:
-    """Validation number: median rotation error (deg) for the axes stage, mean Dice for the localiser."""
+def evaluate(network: torch.nn.Module, stage: str, batches: list, layout: AtlasLayout | None = None) -> float:
+    """Validation number: median rotation error (deg) of the region network's poses (fitted to ``layout``), mean
+    Dice for the localiser."""
     network.eval()
     values = []
     for volume, targets in batches:
         out = network(volume)
-        if stage == "axes":
-            values.extend(angle_errors_deg(out, *targets[:3]))
+        if stage == "regions":
+            probability = torch.softmax(out, dim=1).flatten(2).double().numpy()
+            for p, pose, grid in zip(probability, targets[1], targets[2], strict=True):
+                points = synth.grid_points(grid, volume.shape[-3:])
+                estimate = np.eye(4)
+                estimate[:3, :3] = pose_from_regions(p, points, layout)["rotation"]
+                values.append(float(np.degrees(rotation_distance(estimate, pose))))
         else:
             predicted = torch.sigmoid(out) > 0.5
             truth = targets[0] > 0.5
@@ -200,7 +219,7 @@ def evaluate(network: torch.nn.Module, stage: str, batches: list) -> float:
                 (2 * overlap / (predicted.sum(dim=(1, 2, 3, 4)) + truth.sum(dim=(1, 2, 3, 4)) + 1e-6)).tolist()
             )
     network.train()
-    return float(np.median(values) if stage == "axes" else np.mean(values))
+    return float(np.mean(values) if stage == "localiser" else np.median(values))
 
 
 #: the configuration and file name of each shipped network (``mrmotion train-pose`` reproduces them).
@@ -209,32 +228,8 @@ SHIPPED = {
         TrainConfig(stage="localiser", steps=1200, batch=4, size=48, threads=2),
         "pose_localiser.safetensors",
     ),
-    "axes": (
-        TrainConfig(
-            stage="axes",
-            arch="equivariant",
-            steps=1000,
-            batch=8,
-            learning_rate=1e-2,
-            size=17,
-            curriculum=0.4,
-            adult_share=0.1,
-            threads=2,
-        ),
-        "pose_axes.safetensors",
-    ),
-    "cnn": (
-        TrainConfig(
-            stage="axes",
-            arch="cnn",
-            steps=300,
-            batch=8,
-            learning_rate=1e-2,
-            size=17,
-            curriculum=0.4,
-            adult_share=0.1,
-            threads=2,
-        ),
-        "pose_axes_cnn.safetensors",
+    "regions": (
+        TrainConfig(stage="regions", steps=2400, batch=8, learning_rate=2e-3, size=32, adult_share=0.0, threads=1),
+        "pose_regions.safetensors",
     ),
 }
