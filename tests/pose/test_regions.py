@@ -9,8 +9,10 @@ from mrmotion.geometry.parameters import rotation_distance
 from mrmotion.pose import synth
 from mrmotion.pose.networks import RegionNet, region_loss
 from mrmotion.pose.regions import (
+    GROUP_SIZES,
     REGIONS,
     AtlasLayout,
+    _apply,
     grid_symmetries,
     pose_from_regions,
     region_fractions,
@@ -97,6 +99,13 @@ def test_symmetrised_network_is_equivariant_to_the_grid_symmetries():
     turned = torch.rot90(volume, 1, dims=(2, 3))
     expected = torch.rot90(symmetrised_probabilities(network, volume, "rotations"), 1, dims=(1, 2))
     assert torch.allclose(symmetrised_probabilities(network, turned, "rotations"), expected, atol=1e-5)
+    assert {name: len(grid_symmetries(name)) for name in GROUP_SIZES} == GROUP_SIZES
+    tetrahedral = set(grid_symmetries("tetrahedral"))
+    assert tetrahedral < set(rotations)
+    for a in tetrahedral:  # a group: closed under composition
+        for b in tetrahedral:
+            moved = _apply(_apply(volume, *a), *b)
+            assert any(torch.equal(moved, _apply(volume, *c)) for c in tetrahedral)
     with pytest.raises(MrMotionError, match="symmetry group"):
         grid_symmetries("octahedral")
 

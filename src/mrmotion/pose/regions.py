@@ -206,19 +206,26 @@ def pose_from_regions(
 
 
 Symmetry = tuple[tuple[int, ...], tuple[int, ...]]
+#: the symmetry groups of the voxel grid that :func:`grid_symmetries` knows, and their sizes
+GROUP_SIZES = {"full": 48, "rotations": 24, "tetrahedral": 12, "identity": 1}
 
 
 def grid_symmetries(group: str = "full") -> list[Symmetry]:
     """Symmetries of a cubic voxel grid as (axis permutation, flipped axes), identity first.
 
-    ``group``: "full" (all 48: rotations and reflections), "rotations" (the 24 with det = +1) or "identity"."""
-    if group not in ("full", "rotations", "identity"):
-        raise MrMotionError(f"unknown symmetry group {group!r}: expected 'full', 'rotations' or 'identity'")
+    ``group``: "full" (all 48: rotations and reflections), "rotations" (the 24 with det = +1), "tetrahedral" (the
+    12 rotations that also map a regular tetrahedron inscribed in the cube onto itself: even permutations of the
+    axes with an even number of flips) or "identity"."""
+    if group not in GROUP_SIZES:
+        raise MrMotionError(f"unknown symmetry group {group!r}: expected one of {', '.join(GROUP_SIZES)}")
     elements = []
     for permutation in itertools.permutations(range(3)):
         parity = np.linalg.det(np.eye(3)[list(permutation)])
         for flips in itertools.product((False, True), repeat=3):
-            if group == "rotations" and parity * (-1) ** sum(flips) < 0:
+            proper = parity * (-1) ** sum(flips) > 0
+            if group in ("rotations", "tetrahedral") and not proper:
+                continue
+            if group == "tetrahedral" and parity < 0:
                 continue
             elements.append((permutation, tuple(axis for axis in range(3) if flips[axis])))
     return elements[:1] if group == "identity" else elements
