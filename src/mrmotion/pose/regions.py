@@ -146,8 +146,10 @@ def _kabsch(covariance: np.ndarray) -> np.ndarray:
     return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt)) or 1.0]) @ vt
 
 
-#: weight of the signed principal axes against the region centroids in the combined fit (pose_from_regions)
-AXES_WEIGHT = 1.0
+#: weight of the signed principal axes against the region centroids in the combined fit (pose_from_regions).
+#: Chosen on scouts of the training atlases (not the held-out ones), 30 volumes, step-2400 weights: median rotation
+#: error 5.0 / 3.9 / 3.5 / 3.6 / 3.8° for weights 1 / 5 / 10 / 30 / 100 (centroids alone: 19° at step 1175).
+AXES_WEIGHT = 10.0
 
 
 def pose_from_regions(

@@ -229,7 +229,7 @@ SHIPPED = {
         "pose_localiser.safetensors",
     ),
     "regions": (
-        TrainConfig(stage="regions", steps=2400, batch=8, learning_rate=2e-3, size=32, adult_share=0.0, threads=1),
+        TrainConfig(stage="regions", steps=3600, batch=8, learning_rate=2e-3, size=32, adult_share=0.0, threads=1),
         "pose_regions.safetensors",
     ),
 }
