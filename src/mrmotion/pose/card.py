@@ -17,7 +17,7 @@ from mrmotion.pose.train import HELD_OUT, SHIPPED
 ROLES = {
     "localiser": "brain localiser (3-D U-Net, brain probability on a 48³ cube over the whole field of view)",
     "regions": "brain regions (3-D U-Net, nine left–right-symmetric regions on a 32³ cube around the brain; the "
-    "head's rotation is fitted to their centroids)",
+    "head's rotation is fitted to the brain's principal axes and the regions' centroids)",
 }
 
 
@@ -39,12 +39,17 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         "over SO(3), translation, tissue contrast (random, or T2-like with jitter), bias field, gamma, Rician noise,",
         "thick slices (2–8 mm, staircase), spin-history bands, partial fields of view, and clutter around the head",
         "(uterus, amniotic fluid, fetal body, maternal tissue). The region network's metadata also holds the training",
-        "atlases' mean region centroids (head frame, in brain sizes) that poses are fitted to.",
+        "atlases' mean layout (region centroids and brain second moments, head frame, in brain sizes) that poses are",
+        "fitted to.",
         f"Held out of training for the evaluation: {', '.join(HELD_OUT)}.",
         "",
         "Reproduce: `mrmotion train-pose --atlases ../shared/data/fetal_atlas_spina_bifida -o src/mrmotion/weights`",
         "(stages in this order; a stage stopped part-way continues with `--resume`; one trained in two goes, e.g.",
         "400 steps then extended, is reproduced by `--steps 400` then `--resume` with the longer default).",
+        "The shipped pose_regions was trained that way: `--stage regions --steps 2400` (its cosine schedule ending at",
+        "2400), then `--stage regions --resume` to 3600 steps. Its validation column changes meaning at 2400: up to",
+        "there poses were fitted to the region centroids alone (17° at 2400), after it to centroids and principal",
+        "axes with axes weight 1 (6.4° at 3600; the shipped fit uses weight 10).",
         "",
         "Files of each network here: `<name>.safetensors` (the weights, configuration in its metadata),",
         "`<name>.ckpt` (checkpoint with optimiser state, for `train-pose --resume`) and `<name>.log.csv`",
