@@ -261,7 +261,7 @@ def main() -> None:
     from rich.table import Table
 
     from mrmotion.pose import synth
-    from mrmotion.pose.estimate import PoseModel, estimate_pose
+    from mrmotion.pose.estimate import LOW_CONFIDENCE, PoseModel, estimate_pose
     from mrmotion.pose.train import HELD_OUT
 
     torch.set_num_threads(2)
@@ -274,6 +274,7 @@ def main() -> None:
     per_atlas: dict[str, dict] = {}
     equivariance: dict[str, list[float]] = {"affine": [], "head": []}
     localiser_errors: dict[str, list[float]] = {}
+    confidences: dict[str, list[tuple[float, float]]] = {}  # (confidence, rotation error) per volume
     rng = np.random.default_rng(args.seed)
     started = time.time()
     with Progress(console=console) as bar:
@@ -312,6 +313,9 @@ def main() -> None:
                     for target in (records[method], per_atlas[name][method]):
                         target["errors"].append(error)
                         target["seconds"].append(seconds)
+                    if not method.startswith("registration"):
+                        confidence = estimate.confidence if np.all(np.isfinite(pose)) else 0.0
+                        confidences.setdefault(method, []).append((confidence, error[0]))
                 if index < args.equivariance:
                     for check, values in equivariance.items():
                         values.append(equivariance_deg(check, t2, models[OURS], rng))
@@ -388,6 +392,14 @@ def main() -> None:
         )
     for method, values in localiser_errors.items():
         lines.append(f"{method}: brain centre from the localiser alone: median error {np.median(values):.1f} mm")
+    for method, pairs in confidences.items():
+        confidence, error = np.array(pairs).T
+        failed, trusted = error > FAILURE_DEG, confidence >= LOW_CONFIDENCE
+        lines.append(
+            f"{method}: confidence ≥ {LOW_CONFIDENCE:g} on {100 * trusted.mean():.0f}% of volumes, of which "
+            f"{100 * failed[trusted].mean():.1f}% are failures; {int((failed & ~trusted).sum())} of "
+            f"{int(failed.sum())} failures have confidence < {LOW_CONFIDENCE:g}"
+        )
     for line in lines:
         console.print(line)
     header = (
@@ -399,7 +411,15 @@ def main() -> None:
     stem = "pose" + (f"_{args.tag}" if args.tag else "") + ("_quick" if args.quick else "")
     (RESULTS / f"{stem}.txt").write_text(header + console.export_text())
     (RESULTS / f"{stem}.json").write_text(
-        json.dumps({"summary": summary, "per_atlas": atlas_summary, "equivariance_deg": equivariance}, indent=1)
+        json.dumps(
+            {
+                "summary": summary,
+                "per_atlas": atlas_summary,
+                "equivariance_deg": equivariance,
+                "confidence_and_error": confidences,
+            },
+            indent=1,
+        )
     )
     import matplotlib
 
