@@ -96,3 +96,17 @@ def test_non_rigid_matrices_are_named():
 def test_errors_are_value_errors_for_library_users():
     assert issubclass(TransformError, MrMotionError)
     assert issubclass(MrMotionError, ValueError)
+
+
+def test_procrustes_rotation_recovers_a_rotation_and_stays_proper():
+    from scipy.spatial.transform import Rotation
+
+    from mrmotion.geometry.transforms import procrustes_rotation
+
+    rng = np.random.default_rng()
+    rotation = Rotation.random(random_state=rng).as_matrix()
+    b = rng.normal(size=(3, 7))
+    assert np.allclose(procrustes_rotation((rotation @ b) @ b.T), rotation, atol=1e-10)
+    mirrored = np.diag([1.0, 1.0, -1.0]) @ b  # best orthogonal fit is a reflection: the proper one is returned
+    result = procrustes_rotation(mirrored @ b.T)
+    assert np.allclose(result @ result.T, np.eye(3), atol=1e-12) and np.linalg.det(result) == pytest.approx(1)

@@ -51,7 +51,7 @@ from scipy.spatial.transform import Rotation
 
 from mrmotion.errors import CalibrationError, TransformError
 from mrmotion.geometry.parameters import rotation_distance, rotvec_from_transform, translation_distance
-from mrmotion.geometry.transforms import FloatArray, as_rigid, invert_rigid, make_transform
+from mrmotion.geometry.transforms import FloatArray, as_rigid, invert_rigid, make_transform, procrustes_rotation
 
 #: The available solvers, for ``calibrate(..., method=...)``.
 METHODS = ("park", "tsai", "daniilidis")
@@ -245,10 +245,7 @@ def _log_map(q: FloatArray) -> FloatArray:
 
 def _solve_park(motion_a: FloatArray, motion_b: FloatArray, quat_a: FloatArray, quat_b: FloatArray) -> FloatArray:
     alpha, beta = _log_map(quat_a), _log_map(quat_b)
-    # Procrustes: maximise Σ αᵀ R β = tr(Rᵀ H) with H = Σ α βᵀ.
-    u, _, vt = np.linalg.svd(alpha.T @ beta)
-    fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
-    rotation = u @ fix @ vt
+    rotation = procrustes_rotation(alpha.T @ beta)  # maximises Σ αᵀ R β = tr(Rᵀ H) with H = Σ α βᵀ
     return make_transform(rotation, _translation_least_squares(motion_a, motion_b, rotation))
 
 

@@ -156,6 +156,13 @@ def orthonormalize(transform: ArrayLike, name: str = "transform") -> FloatArray:
     return make_transform(u @ vt, array[..., :3, 3])
 
 
+def procrustes_rotation(cross_covariance: ArrayLike) -> FloatArray:
+    """The proper rotation R (3, 3) maximising trace(Rᵀ H) for a cross-covariance H = Σ w · a · bᵀ, i.e. the one
+    that best turns the vectors b onto the vectors a (Kabsch / orthogonal Procrustes, det = +1 enforced)."""
+    u, _, vt = np.linalg.svd(np.asarray(cross_covariance, dtype=np.float64))
+    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt)) or 1.0]) @ vt
+
+
 def apply(transform: ArrayLike, points: ArrayLike) -> FloatArray:
     """Apply ``(..., 4, 4)`` transforms to ``(..., 3)`` points (mm). Leading dimensions broadcast."""
     array = as_transform(transform)

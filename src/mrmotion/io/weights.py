@@ -47,7 +47,7 @@ def read_weights(path: str | Path, build: Callable[[dict], torch.nn.Module], wha
 
 def weights_metadata(path: str | Path) -> dict:
     """What a weights file says about itself: every JSON metadata entry (``config`` and ``summary`` always, empty if
-    absent; others such as the pose region network's ``reference``), plus ``parameters`` and ``bytes``."""
+    absent; others such as the pose region network's ``layout``), plus ``parameters`` and ``bytes``."""
     from safetensors import safe_open
 
     path = Path(path)

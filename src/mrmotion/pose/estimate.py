@@ -72,7 +72,7 @@ class PoseEstimate:
 
 def _load(path: Path) -> tuple[torch.nn.Module, dict]:
     def build(config: dict) -> torch.nn.Module:
-        return make_network(config["stage"], config.get("arch", "equivariant"))
+        return make_network(config["stage"])
 
     return read_weights(path, build, "pose", "mrmotion train-pose")
 
@@ -161,11 +161,7 @@ def resample_to_cube(
     the cube's voxels are coarser than the input's, the input is first averaged over integer blocks and then
     smoothed with a Gaussian of the remaining scale ratio. Returns the cube and its ``scanner_from_voxel``.
     """
-    grid = synth.cube_grid(centre_mm, side_mm, size)
-    if axes is not None:
-        spacing = side_mm / size
-        grid[:3, :3] = np.asarray(axes, dtype=np.float64) * spacing
-        grid[:3, 3] = np.asarray(centre_mm, dtype=np.float64) - grid[:3, :3] @ np.full(3, (size - 1) / 2)
+    grid = synth.cube_grid(centre_mm, side_mm, size, axes)
     spacing = np.linalg.norm(scanner_from_voxel[:3, :3], axis=0)
     target = side_mm / size
     factors = np.maximum(np.floor(target / spacing).astype(int), 1)
@@ -206,10 +202,8 @@ def _volume_box(data: np.ndarray, scanner_from_voxel: np.ndarray) -> tuple[np.nd
 
 
 @torch.no_grad()
-def _localise(model: PoseModel, data, scanner_from_voxel, centre, side):
-    cube, grid = resample_to_cube(
-        data, scanner_from_voxel, centre, side, LOCALISER_SIZE, volume_axes(scanner_from_voxel)
-    )
+def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes):
+    cube, grid = resample_to_cube(data, scanner_from_voxel, centre, side, LOCALISER_SIZE, axes)
     volume = torch.from_numpy(synth.normalise_intensity(cube))[None, None]
     probability = torch.sigmoid(model.localiser(volume))[0, 0].numpy().astype(np.float64)
     labels, count = ndimage.label(probability > 0.5)
@@ -238,12 +232,12 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     data = check_volume(data, scanner_from_voxel)
     model = model or default_model()
     centre, side = _volume_box(data, scanner_from_voxel)
-    found = _localise(model, data, scanner_from_voxel, centre, side)
+    axes = volume_axes(scanner_from_voxel)
+    found = _localise(model, data, scanner_from_voxel, centre, side, axes)
     if found is None:
         raise MrMotionError("no brain-like structure found in the volume (confidence 0): no pose to give")
     size = float(np.clip(found["size"], *PLAUSIBLE_SIZE_MM))
     side = size / synth.BRAIN_SHARE_OF_CUBE
-    axes = volume_axes(scanner_from_voxel)
     cube, grid = resample_to_cube(data, scanner_from_voxel, found["centre"], side, model.size, axes)
     volume = torch.from_numpy(synth.normalise_intensity(cube))[None, None]
     probability = symmetrised_probabilities(model.regions, volume, GROUPS[model.arch])
@@ -261,7 +255,7 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     agreement = float(np.exp(-((fit["residual"] / RESIDUAL_SCALE) ** 2)))
     signs = float(np.clip(fit["sign_margin"] / SIGN_MARGIN_SCALE, 0, 1))
     confidence = float(np.clip(found["probability"] * agreement * signs * plausible, 0, 1))
-    if not model.orientation_validated:  # the centre is the localiser's; the orientation has not been learned
+    if not model.orientation_validated:  # the region network has not learned orientations
         confidence *= UNVALIDATED_FACTOR
     pose = np.eye(4)
     pose[:3, :3] = fit["rotation"]  # columns left, posterior, superior in the scanner

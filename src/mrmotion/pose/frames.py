@@ -83,12 +83,14 @@ def canonical_head_pose(mask: np.ndarray, scanner_from_voxel: np.ndarray) -> Flo
 def brain_size_mm(mask: np.ndarray, scanner_from_voxel: np.ndarray) -> float:
     """Length (mm) of the brain's longest axis, as the ellipsoid with the mask's second moments: 2·sqrt(5·λmax)."""
     values = np.asarray(mask, dtype=np.float64)
-    total = values.sum()
-    if total <= 0:
+    if values.sum() <= 0:
         raise MrMotionError("the brain mask is empty: no size to measure")
-    index = np.indices(values.shape, dtype=np.float64).reshape(3, -1)
-    points = scanner_from_voxel[:3, :3] @ index
-    mean = points @ values.ravel() / total
-    centred = points - mean[:, None]
-    covariance = (centred * values.ravel()) @ centred.T / total
-    return float(2.0 * np.sqrt(5.0 * np.linalg.eigvalsh(covariance)[-1]))
+    points = scanner_from_voxel[:3, :3] @ np.indices(values.shape, dtype=np.float64).reshape(3, -1)
+    return float(2.0 * np.sqrt(5.0 * np.linalg.eigvalsh(second_moments(values.ravel(), points))[-1]))
+
+
+def second_moments(weights: np.ndarray, points: np.ndarray) -> FloatArray:
+    """(3, 3) weighted covariance of points (3, N) about their weighted centroid (weights (N,), positive sum)."""
+    centre = points @ weights / weights.sum()
+    centred = points - centre[:, None]
+    return (centred * weights) @ centred.T / weights.sum()

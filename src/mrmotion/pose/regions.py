@@ -8,8 +8,9 @@ per-voxel target that a small 3-D U-Net learns quickly, and a rotation follows f
 1. :data:`REGIONS`: background; the cerebrum split into four quadrants by the head's anterior–posterior and
    superior–inferior axes through the brain's centroid; ventricles; cerebellum; brainstem; deep grey matter. None of
    them tells left from right, so mirror images of the head get the same labels: the left–right symmetry of the head
-   cannot confuse the network, and averaging the network over the 48 symmetries of the voxel grid (rotations *and*
-   reflections, :func:`symmetrised_probabilities`) makes the segmentation exactly equivariant to them.
+   cannot confuse the network. Averaging the network over a group of the voxel grid's symmetries
+   (:func:`symmetrised_probabilities`: up to all 48, rotations and reflections; the shipped pose uses the 12
+   tetrahedral rotations) makes the segmentation exactly equivariant to them.
 2. :func:`pose_from_regions`: the brain's principal axes (second moments of the segmented brain) give the head's
    axes up to sign — precisely, as the whole brain is easy to segment; each region's centroid relative to the
    brain's is a vector (it rotates with the head) and picks the signs. The reference (:class:`AtlasLayout`) holds
@@ -29,6 +30,8 @@ import numpy as np
 import torch
 
 from mrmotion.errors import MrMotionError
+from mrmotion.geometry.transforms import procrustes_rotation
+from mrmotion.pose.frames import second_moments
 
 #: the classes the region network segments (index = channel)
 REGIONS = (
@@ -117,7 +120,7 @@ class AtlasLayout:
         """The layout of one canonical atlas: fetal label fractions (L ≥ 8, N) at head-frame points (3, N) mm."""
         regions = region_fractions(fractions, points_head)
         centroids, _, _ = region_centroids(regions, points_head)
-        return cls(centroids / brain_size_mm, _covariance(regions[1:].sum(axis=0), points_head) / brain_size_mm**2)
+        return cls(centroids / brain_size_mm, second_moments(regions[1:].sum(axis=0), points_head) / brain_size_mm**2)
 
     @classmethod
     def mean(cls, layouts: list[AtlasLayout]) -> AtlasLayout:
@@ -132,18 +135,6 @@ class AtlasLayout:
             return cls(np.asarray(values["centroids"], float), np.asarray(values["covariance"], float))
         except (KeyError, TypeError, ValueError) as error:
             raise MrMotionError(f"not an atlas layout ({type(error).__name__}: {error})") from None
-
-
-def _covariance(weights: np.ndarray, points: np.ndarray) -> np.ndarray:
-    centre = points @ weights / weights.sum()
-    centred = points - centre[:, None]
-    return (centred * weights) @ centred.T / weights.sum()
-
-
-def _kabsch(covariance: np.ndarray) -> np.ndarray:
-    """The proper rotation R maximising trace(Rᵀ H) for a cross-covariance H = Σ w · measured · referenceᵀ."""
-    u, _, vt = np.linalg.svd(covariance)
-    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt)) or 1.0]) @ vt
 
 
 #: weight of the signed principal axes against the region centroids in the combined fit (pose_from_regions).
@@ -173,15 +164,14 @@ def pose_from_regions(
     latter scaled by :data:`AXES_WEIGHT`.
 
     Returns ``rotation`` (3, 3, scanner_from_head; columns left, posterior, superior), ``centre`` (3, mm),
-    ``residual`` (RMS distance between measured and fitted centroids over the brain size, mass-weighted),
-    ``sign_margin`` (how much better the chosen signs fit the centroids than the next best, in [0, 2]) and
-    ``masses`` (R,).
+    ``residual`` (RMS distance between measured and fitted centroids over the brain size, mass-weighted)
+    and ``sign_margin`` (how much better the chosen signs fit the centroids than the next best, in [0, 2]).
     """
     centroids, mass, centre = region_centroids(probability, points)
     weights = mass / mass.sum()
     from_centroids = (centroids * weights[:, None]).T @ layout.centroids
     from_centroids /= max(np.linalg.norm(from_centroids), 1e-12)
-    values, vectors = np.linalg.eigh(_covariance(np.asarray(probability, float)[1:].sum(axis=0), points))
+    values, vectors = np.linalg.eigh(second_moments(np.asarray(probability, float)[1:].sum(axis=0), points))
     _, reference_vectors = np.linalg.eigh(layout.covariance)
     gaps = np.array([min(abs(values[i] - values[j]) for j in range(3) if j != i) for i in range(3)])
     gaps = gaps / max(values.max(), 1e-12)
@@ -193,7 +183,7 @@ def pose_from_regions(
     scores.sort(key=lambda item: -item[0])
     from_axes = (vectors * np.array(scores[0][1]) * gaps) @ reference_vectors.T
     from_axes *= AXES_WEIGHT / max(np.linalg.norm(gaps), 1e-12)
-    rotation = _kabsch(from_centroids + from_axes)
+    rotation = procrustes_rotation(from_centroids + from_axes)
     fitted = layout.centroids @ rotation.T
     scale = float(np.sum(weights[:, None] * centroids * fitted) / max(np.sum(weights[:, None] * fitted**2), 1e-12))
     size = brain_size_mm if brain_size_mm is not None else max(scale, 1e-9)
@@ -203,7 +193,6 @@ def pose_from_regions(
         "centre": centre,
         "residual": residual,
         "sign_margin": scores[0][0] - scores[1][0],
-        "masses": mass,
     }
 
 
@@ -249,10 +238,9 @@ def symmetrised_probabilities(
     symmetries = grid_symmetries(group)
     total = None
     for start in range(0, len(symmetries), chunk):
-        group = symmetries[start : start + chunk]
-        batch = torch.cat([_apply(volume, *g) for g in group])
-        probability = torch.softmax(network(batch), dim=1)
-        undone = sum(_undo(probability[i : i + 1], *g) for i, g in enumerate(group))
+        some = symmetries[start : start + chunk]
+        probability = torch.softmax(network(torch.cat([_apply(volume, *g) for g in some])), dim=1)
+        undone = sum(_undo(probability[i : i + 1], *g) for i, g in enumerate(some))
         total = undone if total is None else total + undone
     return (total / len(symmetries))[0]
 

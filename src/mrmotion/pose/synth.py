@@ -134,11 +134,13 @@ def adult_subject() -> Subject:
     )
 
 
-def cube_grid(centre_mm: np.ndarray, side_mm: float, size: int) -> np.ndarray:
-    """``scanner_from_voxel`` of a ``size``³ cube of side ``side_mm`` centred at ``centre_mm``, axes along LPS."""
+def cube_grid(centre_mm: np.ndarray, side_mm: float, size: int, axes: np.ndarray | None = None) -> np.ndarray:
+    """``scanner_from_voxel`` of a ``size``³ cube of side ``side_mm`` centred at ``centre_mm``, its edges along the
+    columns of ``axes`` (3, 3, orthonormal; default: the scanner's LPS axes)."""
     spacing = side_mm / size
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    affine[:3, 3] = np.asarray(centre_mm, dtype=np.float64) - spacing * (size - 1) / 2.0
+    affine = np.eye(4)
+    affine[:3, :3] = (np.eye(3) if axes is None else np.asarray(axes, dtype=np.float64)) * spacing
+    affine[:3, 3] = np.asarray(centre_mm, dtype=np.float64) - affine[:3, :3] @ np.full(3, (size - 1) / 2.0)
     return affine
 
 

@@ -8,7 +8,8 @@ the fetal atlases except :data:`HELD_OUT` (kept for evaluation), plus, for the l
 for ``adult_share`` of the samples.
 
 Weights are written as safetensors with their configuration in the metadata (the region network's also with the
-training atlases' mean region centroids, which poses are fitted to); :mod:`mrmotion.pose.estimate` loads them.
+training atlases' mean :class:`~mrmotion.pose.regions.AtlasLayout`, which poses are fitted to);
+:mod:`mrmotion.pose.estimate` loads them.
 """
 
 from __future__ import annotations
@@ -50,9 +51,8 @@ class TrainConfig:
     threads: int = 2
 
 
-def make_network(stage: str, arch: str | None = None) -> torch.nn.Module:
-    """A fresh network for a stage: the brain localiser or the region network. (``arch`` is ignored; weights from
-    before the region network name one.)"""
+def make_network(stage: str) -> torch.nn.Module:
+    """A fresh network for a stage: the brain localiser or the region network."""
     if stage == "localiser":
         return Localiser()
     if stage == "regions":
