@@ -48,14 +48,17 @@ LOW_CONFIDENCE = 0.5
 VALIDATED_DEG = 30.0
 UNVALIDATED_FACTOR = 0.1
 #: RMS misfit of the region centroids (in brain sizes) at which the fit's agreement factor falls to exp(-1)
-#: (correct poses on training-atlas scouts: 0.10 median, 0.11 at the 95th percentile; wrong ones 0.15)
+#: (training-atlas scouts, benchmarks/pose_fit_settings.py: correct poses 0.095 median, 0.109 at the 95th
+#: percentile; the wrong ones 0.14 and 0.16)
 RESIDUAL_SCALE = 0.2
 #: margin by which the chosen signs of the principal axes beat the next best (regions.pose_from_regions) below
 #: which the confidence falls linearly (a head whose regions cannot tell front from back may be turned 180°):
-#: on training-atlas scouts the wrong poses had margins ≤ 0.14, 95% of the right ones ≥ 0.42
+#: on training-atlas scouts (benchmarks/pose_fit_settings.py) the wrong poses had 0.14 and 0.27, 95% of the right
+#: ones ≥ 0.62
 SIGN_MARGIN_SCALE = 0.4
 #: symmetries of the grid the region network is averaged over, per architecture (regions.grid_symmetries). The
-#: 12 tetrahedral rotations cost half the 24 and were as accurate on training-atlas scouts (3.6° vs 3.5° median)
+#: 12 tetrahedral rotations cost half the 24 and were as accurate on training-atlas scouts (both 10% failures, medians
+#: within 0.4°; no average: 20%; benchmarks/pose_fit_settings.py)
 GROUPS = {"equivariant": "tetrahedral", "cnn": "identity"}
 
 

@@ -1,0 +1,93 @@
+"""How the pose fit's settings were chosen: on scouts of the TRAINING atlases (never the held-out ones), with the
+shipped weights, the rotation error for each weight of the principal axes in the fit (regions.AXES_WEIGHT) and each
+symmetry group of the average, and how the sign margin and centroid residual of the fit separate failures
+(estimate.SIGN_MARGIN_SCALE, estimate.RESIDUAL_SCALE).
+
+Writes ``benchmarks/results/pose_fit_settings.txt``.
+
+    python benchmarks/pose_fit_settings.py [--volumes 20] [--seed 77]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pose as pose_benchmark  # noqa: E402  (test volumes and the geodesic, as benchmarks/pose.py makes them)
+
+WEIGHTS = (1.0, 3.0, 5.0, 10.0, 30.0, 100.0)
+GROUPS = ("identity", "tetrahedral", "rotations")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--volumes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=77)
+    args = parser.parse_args()
+    if not pose_benchmark.ATLASES.is_dir():
+        sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
+
+    from mrmotion.pose import estimate, regions, synth
+    from mrmotion.pose.train import HELD_OUT
+
+    model = estimate.PoseModel.load()
+    folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name not in HELD_OUT]
+    rng = np.random.default_rng(args.seed)
+    original = regions.AXES_WEIGHT
+    errors = {(group, weight): [] for group in GROUPS for weight in WEIGHTS}
+    margins, residuals, shipped_errors = [], [], []
+    started = time.time()
+    for _ in range(args.volumes):
+        _, t2 = synth.fetal_t2_subject(folders[rng.integers(len(folders))])
+        data, grid, truth = pose_benchmark.test_volume(t2, rng)
+        for group in GROUPS:
+            estimate.GROUPS["equivariant"] = group
+            for weight in WEIGHTS:
+                regions.AXES_WEIGHT = weight
+                try:
+                    result = estimate.estimate_pose(data, grid, model)
+                except Exception:  # no brain found: a failure
+                    errors[group, weight].append(180.0)
+                    continue
+                error = pose_benchmark.geodesic_deg(result.scanner_from_head, truth)
+                errors[group, weight].append(error)
+                if group == "tetrahedral" and weight == original:
+                    margins.append(result.details["sign_margin"])
+                    residuals.append(result.details["region_residual"])
+                    shipped_errors.append(error)
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')} · {time.time() - started:.0f} s · command: python "
+        f"benchmarks/pose_fit_settings.py {' '.join(sys.argv[1:])}",
+        f"{args.volumes} scouts of training atlases (3 mm, as benchmarks/pose.py makes them), shipped weights",
+        "median rotation error (°) / failures > 30° by symmetry group (rows) and axes weight (columns)",
+        "group        " + "".join(f"{w:>14g}" for w in WEIGHTS),
+    ]
+    for group in GROUPS:
+        cells = []
+        for weight in WEIGHTS:
+            values = np.array(errors[group, weight])
+            cells.append(f"{np.median(values):7.1f} / {np.mean(values > 30):4.0%}")
+        lines.append(f"{group:<13}" + "".join(f"{c:>14}" for c in cells))
+    failed = np.array(shipped_errors) > 30
+    margins, residuals = np.array(margins), np.array(residuals)
+    lines += [
+        f"shipped settings (tetrahedral, axes weight {original:g}), {failed.sum()} failures:",
+        f"  sign margin of failures {np.round(np.sort(margins[failed]), 2).tolist()}; of correct poses 5th/50th "
+        f"percentile {np.percentile(margins[~failed], 5):.2f} / {np.median(margins[~failed]):.2f}",
+        f"  centroid residual of failures {np.round(np.sort(residuals[failed]), 3).tolist()}; of correct poses "
+        f"median / 95th percentile {np.median(residuals[~failed]):.3f} / {np.percentile(residuals[~failed], 95):.3f}",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = pose_benchmark.RESULTS / "pose_fit_settings.txt"
+    out.write_text(text)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
