@@ -249,3 +249,16 @@ def test_state_index_of_sorted_times_equals_the_per_sample_lookup() -> None:
     assert np.array_equal(fast, slow)
     assert np.array_equal(fast, np.searchsorted(starts, times, side="right") - 1)
     assert trajectory.state_index(times.reshape(2, -1)).shape == (2, len(times) // 2)
+
+
+def test_relative_to_makes_the_reference_pose_the_identity_and_keeps_relative_motion():
+    rng = np.random.default_rng()
+    transforms = np.stack([random_rigid(rng) for _ in range(4)])
+    motion = MotionTrajectory(np.array([0.0, 1.0, 2.0, 3.0]), transforms, end_s=4.0)
+    moved = motion.relative_to(2.5)
+    np.testing.assert_allclose(moved.at(np.array([2.5]))[0], np.eye(4), atol=1e-12)
+    # the change of pose between any two states is the same in both references
+    np.testing.assert_allclose(moved.transforms @ transforms[2], transforms, atol=1e-10)
+    assert moved.end_s == 4.0 and moved.rigid
+    with pytest.raises(MrMotionError, match="not extrapolated"):
+        motion.relative_to(5.0)

@@ -230,3 +230,11 @@ def test_radial_rejects_bad_input(kwargs, match):
     args = {"matrix": (4, 4, 4), "voxel_size_mm": (1.0, 1.0, 1.0)} | kwargs
     with pytest.raises(MrMotionError, match=r"^radial: " + match):
         radial(**args)
+
+
+@pytest.mark.parametrize(("order", "where"), [("linear", 0.5), ("centric", 0.0)])
+def test_centre_time_is_when_the_kspace_centre_is_sampled(order, where):
+    sampling = cartesian((16, 32, 1), (1.0, 1.0, 1.0), mode="2d", order=order)
+    at_centre = sampling.time_s[np.linalg.norm(sampling.k_logical, axis=1) == 0]
+    assert sampling.centre_time_s == pytest.approx(at_centre.min())
+    assert sampling.centre_time_s == pytest.approx(where * sampling.duration_s, abs=0.05 * sampling.duration_s)

@@ -9,6 +9,7 @@ tio = pytest.importorskip("torchio")
 torch = pytest.importorskip("torch")
 
 from mrmotion.errors import MrMotionError  # noqa: E402
+from mrmotion.geometry.parameters import transform_from_rotvec  # noqa: E402
 from mrmotion.physics.motion_models import FAMILIES, SEVERITIES  # noqa: E402
 from mrmotion.physics.torchio_transform import AppliedKSpaceMotion, KSpaceMotion  # noqa: E402
 from mrmotion.physics.trajectory import MotionTrajectory  # noqa: E402
@@ -124,6 +125,18 @@ def test_zero_motion_without_noise_returns_the_input():
     assert out.image.data.shape == (2, 64, 64, 1)
     assert _relative(out.image.data[:1], _slice()) < 1e-5
     assert float(out.image.data[1].abs().max()) < 1e-5 * float(_slice().abs().max())
+
+
+def test_centre_reference_makes_a_constant_pose_no_motion_at_all():
+    shifted = MotionTrajectory.constant(transform_from_rotvec(np.array([0.0, 0.0, 0.2]), np.array([3.0, -2.0, 0.0])))
+    start = KSpaceMotion(motion=shifted, seed=0, coils=4, coil_model="exact")(_subject_2d())
+    centre = KSpaceMotion(motion=shifted, seed=0, coils=4, coil_model="exact", reference="centre")(_subject_2d())
+    assert _relative(centre.image.data, _slice()) < 1e-5
+    assert _relative(start.image.data, _slice()) > 0.1
+    recorded = centre.history[-1]
+    assert recorded.max_rotation_deg["image"] < 1e-6 and recorded.max_translation_mm["image"] < 1e-6
+    with pytest.raises(MrMotionError, match="reference must be one of"):
+        KSpaceMotion(reference="middle")
 
 
 def test_left_handed_grid_matches_its_right_handed_twin():

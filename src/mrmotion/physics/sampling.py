@@ -74,6 +74,14 @@ class Sampling:
         return self.matrix * self.voxel_size_mm
 
     @property
+    def centre_time_s(self) -> float:
+        """Time (s) of the first sample acquired at the k-space centre (the smallest ``|k|``; in 2-D multi-slice
+        mode, the first slice's)."""
+        radius = np.linalg.norm(self.k_logical, axis=1)
+        nearest = np.flatnonzero(radius <= radius.min() + 1e-12)
+        return float(self.time_s[nearest].min())
+
+    @property
     def duration_s(self) -> float:
         """Time of the last sample, s."""
         return float(self.time_s.max())

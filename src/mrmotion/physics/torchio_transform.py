@@ -71,8 +71,11 @@ from mrmotion.physics.simulate import in_plane, in_plane_like, right_handed, sim
 from mrmotion.physics.trajectory import MotionTrajectory
 
 OUTPUTS = ("magnitude", "complex")
+#: which pose the input image shows: the motion's first state, or the one while the k-space centre was sampled.
+REFERENCES = ("start", "centre")
 #: Arguments that reproduce a simulation; the recorded ones add the measured ``_MEASURED``.
-_SETTINGS = ("severity", "family", "order", "shots", "coils", "snr_db", "coil_model", "output", "seed", "motion")
+_SETTINGS = ("severity", "family", "order", "shots", "coils", "snr_db", "coil_model", "output", "seed", "motion",
+             "reference")  # fmt: skip
 _MEASURED = ("states", "max_rotation_deg", "max_translation_mm")
 
 
@@ -95,6 +98,7 @@ def check_settings(
     output: str,
     seed: int | None,
     motion: MotionTrajectory | None,
+    reference: str = "start",
 ) -> None:
     """Raise :class:`MrMotionError` naming the first bad argument (expected values in the message)."""
     if motion is None and severity not in SEVERITIES:
@@ -119,6 +123,8 @@ def check_settings(
         raise _fail("output", f"one of {OUTPUTS}", output)
     if seed is not None and (not _is_int(seed) or seed < 0):
         raise _fail("seed", "None or a non-negative integer", seed)
+    if reference not in REFERENCES:
+        raise _fail("reference", f"one of {REFERENCES}", reference)
 
 
 def family_from_seed(seed: int) -> str:
@@ -156,6 +162,9 @@ class KSpaceMotion(RandomTransform, tio.IntensityTransform):
         int fixes the motion, the random order and the noise of every image.
     motion : a :class:`MotionTrajectory` (scanner LPS mm about the isocentre, time in s from the scan start) used
         for every image instead of random motion; it must cover the scan (or be constant).
+    reference : ``"start"`` (default): the input shows the object in the motion's first pose; ``"centre"``: in
+        the pose it had while the k-space centre was sampled, so the input is the target a correction network
+        can learn (otherwise the corrupted image is also shifted as a whole, which no image-only method can undo).
     **kwargs : TorchIO's ``p``, ``include``, ``exclude``, ``copy``, ``keep``.
     """
 
@@ -171,15 +180,16 @@ class KSpaceMotion(RandomTransform, tio.IntensityTransform):
         output: str = "magnitude",
         seed: int | None = None,
         motion: MotionTrajectory | None = None,
+        reference: str = "start",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if severity not in SEVERITIES:  # checked even with ``motion`` given: a typo is still a mistake
             raise _fail("severity", f"one of {tuple(SEVERITIES)}", severity)
-        check_settings(severity, family, order, shots, coils, snr_db, coil_model, output, seed, motion)
+        check_settings(severity, family, order, shots, coils, snr_db, coil_model, output, seed, motion, reference)
         self.severity, self.family, self.order, self.shots = severity, family, order, int(shots)
         self.coils, self.snr_db, self.coil_model, self.output = int(coils), snr_db, coil_model, output
-        self.seed, self.motion = seed, motion
+        self.seed, self.motion, self.reference = seed, motion, reference
         self.args_names = list(_SETTINGS)
 
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
@@ -202,6 +212,7 @@ class KSpaceMotion(RandomTransform, tio.IntensityTransform):
                 "output": self.output,
                 "seed": seed,
                 "motion": self.motion,
+                "reference": self.reference,
             }
             for key, value in values.items():
                 arguments[key][name] = value
@@ -234,6 +245,7 @@ class AppliedKSpaceMotion(tio.IntensityTransform):
         coil_model: str | Mapping[str, str] = "moving",
         output: str | Mapping[str, str] = "magnitude",
         motion: MotionTrajectory | None | Mapping[str, MotionTrajectory | None] = None,
+        reference: str | Mapping[str, str] = "start",
         states: int | None | Mapping[str, int | None] = None,
         max_rotation_deg: float | None | Mapping[str, float | None] = None,
         max_translation_mm: float | None | Mapping[str, float | None] = None,
@@ -242,7 +254,7 @@ class AppliedKSpaceMotion(tio.IntensityTransform):
         super().__init__(**kwargs)
         self.seed, self.severity, self.family, self.order, self.shots = seed, severity, family, order, shots
         self.coils, self.snr_db, self.coil_model, self.output = coils, snr_db, coil_model, output
-        self.motion, self.states = motion, states
+        self.motion, self.reference, self.states = motion, reference, states
         self.max_rotation_deg, self.max_translation_mm = max_rotation_deg, max_translation_mm
         self.args_names = [*_SETTINGS, *_MEASURED]
         try:
@@ -312,6 +324,7 @@ def corrupt(
     seed: int,
     motion: MotionTrajectory | None,
     name: str = "image",
+    reference: str = "start",
 ) -> tuple[np.ndarray, dict]:
     """Simulate the motion-corrupted scan of a TorchIO image.
 
@@ -321,6 +334,11 @@ def corrupt(
     affine_ras : (4, 4) voxel → RAS mm (TorchIO / NIfTI).
     severity … motion : as :class:`KSpaceMotion`, with ``seed`` an int and ``family`` resolved (random motion).
     name : the image's name, for error messages.
+    reference : which pose the input image shows: ``"start"`` (the motion's first state, as given) or
+        ``"centre"`` (the pose while the k-space centre was sampled: the motion is re-referenced with
+        :meth:`MotionTrajectory.relative_to`). With ``"centre"`` the clean input is the image a correction can
+        aim for; with ``"start"`` the corrupted image is also shifted and turned as a whole, which no image-only
+        method can know to undo.
 
     Returns
     -------
@@ -353,6 +371,10 @@ def corrupt(
             motion = in_plane_like(motion, grid)
     if two_d:
         motion = in_plane(motion, grid)
+    if reference == "centre":
+        motion = motion.relative_to(sampling.centre_time_s)
+    elif reference != "start":
+        raise _fail("reference", f"one of {REFERENCES}", reference)
     extent = np.max(np.abs(grid.corners() - centre))
     array_coils = loop_coils(
         coils,

@@ -80,3 +80,12 @@ class MotionTrajectory:
     def at(self, times_s: ArrayLike) -> FloatArray:
         """The transforms holding at the given times, shape ``(*times.shape, 4, 4)``."""
         return self.transforms[self.state_index(times_s)]
+
+    def relative_to(self, time_s: float) -> MotionTrajectory:
+        """The same motion re-referenced so the pose holding at ``time_s`` is the identity: ``A(t) A(time_s)⁻¹``.
+
+        The image of the object is then taken to show it as it was at ``time_s`` (e.g. while the k-space centre
+        was sampled, the pose a motion-corrupted image resembles most) rather than at the first state.
+        """
+        reference = self.at(np.array([float(time_s)]))[0]
+        return MotionTrajectory(self.times_s, self.transforms @ np.linalg.inv(reference), self.end_s, self.rigid)
