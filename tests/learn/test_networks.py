@@ -30,7 +30,7 @@ def test_codes_from_distances_and_lookup_match_the_quantisers(vqvae):
         top = vqvae.distances(vqvae.quantise_top, top_features).argmin(1)
         top_q = vqvae.lookup(vqvae.quantise_top, top)
         bottom = vqvae.distances(vqvae.quantise_bottom, vqvae.bottom_input(bottom_features, top_q)).argmin(1)
-        decoded = vqvae.decode_codes(top, bottom)
+        decoded = vqvae.decode_codes(top, bottom, images)
     assert out.top.shape == (3, 4, 6) and out.bottom.shape == (3, 8, 12) and out.image.shape == images.shape
     torch.testing.assert_close(top, out.top, rtol=0, atol=0)
     torch.testing.assert_close(bottom, out.bottom, rtol=0, atol=0)
@@ -105,3 +105,22 @@ def test_code_usage_counts_perplexity_and_dead_codes():
     usage = code_usage(codes, 8)
     assert usage["perplexity"] == pytest.approx(4.0)
     assert usage["dead"] == pytest.approx(0.5)
+
+
+def test_detail_path_is_local_and_optional(vqvae):
+    images = torch.rand(1, 1, 32, 32)
+    poked = images.clone()
+    poked[0, 0, 16, 16] += 1.0
+    with torch.no_grad():
+        out = vqvae(images)
+        change = (vqvae.decode_codes(out.top, out.bottom, poked) - out.image).abs()[0, 0]
+    rows, cols = torch.nonzero(change > 1e-6, as_tuple=True)
+    assert len(rows) > 0  # the detail path sees the pixel …
+    assert rows.min() >= 13 and rows.max() <= 19 and cols.min() >= 13 and cols.max() <= 19  # … only 3 pixels around
+    torch.manual_seed(2)
+    plain = HierarchicalVQVAE(VQConfig(**{**SMALL.to_dict(), "skip_channels": 0}))
+    plain(torch.rand(4, 1, 32, 32))
+    plain.eval()
+    with torch.no_grad():
+        out = plain(images)
+        torch.testing.assert_close(plain.decode_codes(out.top, out.bottom, poked), out.image)  # codes only

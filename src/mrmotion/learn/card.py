@@ -16,7 +16,8 @@ from mrmotion.learn import data
 from mrmotion.learn.train import SHIPPED
 
 ROLES = {
-    "vqvae": "hierarchical VQ-VAE: corrupted slice → top (1/8) and bottom (1/4) codes → clean slice",
+    "vqvae": "hierarchical VQ-VAE: corrupted slice → top (1/8) and bottom (1/4) codes (+ a 5-pixel detail path) → "
+    "clean slice",
     "prior": "autoregressive PixelCNN priors p(top) · p(bottom | top) over the codes of motion-free slices",
     "unet": "baseline: U-Net of about the same size, trained directly corrupted → clean (same pairs, same steps)",
 }
@@ -39,7 +40,10 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         "and sagittal slices of the adult MNI152 T1 template (nilearn) and of the fetal spina bifida atlases' T2",
         "images (Fidon et al. 2021, CC0), contrast randomised (gamma, bias field), scanned in multi-coil Cartesian",
         "k-space (1–8 coils; linear, centric, interleaved 2–8 shots or random order; SNR 20–40 dB) with exact",
-        "in-plane rigid motion, coil-combined (SENSE-1). 10% of the pairs are motion-free.",
+        "in-plane rigid motion, coil-combined (SENSE-1). 10% of the pairs are motion-free. The clean image of a pair",
+        'shows the head as it was while the k-space centre was sampled (`reference="centre"` of the simulator), the',
+        "pose the corrupted image shows; with the first pose as reference the network would also have to guess a",
+        "global shift it cannot see.",
         f"Training motion: {', '.join(data.TRAIN_FAMILIES)} ({', '.join(data.TRAIN_SEVERITIES)}). Unseen in training,",
         "for the evaluation: drift and periodic motion, and severe motion of every family.",
         f"Held-out images: fetal atlases {', '.join(data.HELD_OUT_ATLASES)} and MNI152 axial slices",
@@ -66,6 +70,8 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         last = "—"
         if history:
             last = f"{float(history[-1]['validation']):.3f} ({VALIDATION[name]}, step {history[-1]['step']})"
+            if history[-1].get("validation_psnr"):
+                last += f", {float(history[-1]['validation_psnr']):.2f} dB PSNR"
         lines.append(
             f"| {filename} | {ROLES[name]} | {meta['parameters']:,} | {meta['bytes'] / 1e6:.1f} MB | "
             f"{summary.get('steps', '?')} × {used.get('batch', '?')} | {used.get('learning_rate', '?')} | "

@@ -53,4 +53,4 @@ def correct_batch(
     top_quantised = vqvae.lookup(vqvae.quantise_top, top)
     bottom_distances = vqvae.distances(vqvae.quantise_bottom, vqvae.bottom_input(bottom_features, top_quantised))
     bottom = rerank(bottom_distances, lambda codes: prior.bottom_logits(codes, top), prior_strength)
-    return vqvae.decode_codes(top, bottom)
+    return vqvae.decode_codes(top, bottom, images)

@@ -65,7 +65,7 @@ def training_pairs(
     given), built with the training families and severities, or read from ``cache`` if it was built alike."""
     key = json.dumps({"atlases": atlas_root is not None, "pairs": config.pairs, "seed": config.seed,
                       "clean_share": config.clean_share, "families": data.TRAIN_FAMILIES,
-                      "severities": data.TRAIN_SEVERITIES})  # fmt: skip
+                      "severities": data.TRAIN_SEVERITIES, "reference": data.REFERENCE})  # fmt: skip
     if cache.is_file():
         with np.load(cache) as stored:
             if str(stored["key"]) == key:
@@ -177,8 +177,8 @@ def train(
     if resumed:
         start, elapsed = resume_checkpoint(checkpoint, network, optimiser, asdict(config))
     log_path = output.with_suffix(".log.csv")
-    columns = ["step", "seconds", "learning_rate", "loss", "validation", "top_perplexity", "top_dead",
-               "bottom_perplexity", "bottom_dead"]  # fmt: skip
+    columns = ["step", "seconds", "learning_rate", "loss", "validation", "validation_psnr", "top_perplexity",
+               "top_dead", "bottom_perplexity", "bottom_dead"]  # fmt: skip
     if resumed and log_path.is_file():
         truncate_log(log_path, start)
     else:
@@ -212,7 +212,7 @@ def train(
                 if config.stage == "prior":
                     row["validation"] = evaluate_prior(network, validation_codes)
                 else:
-                    row["validation"] = evaluate(network, validation)
+                    row["validation"], row["validation_psnr"] = evaluate(network, validation)
                 if config.stage == "vqvae":
                     vq = VQConfig(**config.vq)
                     for name, recent, count in (("top", recent_top, vq.top_codes),
@@ -235,8 +235,8 @@ def train(
 
 
 @torch.no_grad()
-def evaluate(network: torch.nn.Module, validation: dict[str, np.ndarray]) -> float:
-    """Mean SSIM of the network's output against the clean images of the validation pairs."""
+def evaluate(network: torch.nn.Module, validation: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Mean SSIM and PSNR (dB) of the network's output against the clean images of the validation pairs."""
     from mrmotion.report.metrics import image_quality
 
     network.eval()
@@ -244,7 +244,8 @@ def evaluate(network: torch.nn.Module, validation: dict[str, np.ndarray]) -> flo
     out = network(corrupted)
     images = (out.image if hasattr(out, "image") else out)[:, 0].numpy()
     network.train()
-    return float(np.mean([image_quality(i, c)["ssim"] for i, c in zip(images, validation["clean"], strict=True)]))
+    scores = [image_quality(i, c) for i, c in zip(images, validation["clean"], strict=True)]
+    return float(np.mean([s["ssim"] for s in scores])), float(np.mean([s["psnr_db"] for s in scores]))
 
 
 @torch.no_grad()
