@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import replace
 
 import nibabel as nib
@@ -57,8 +58,10 @@ def test_each_stage_writes_weights_log_and_card(tiny_weights):
         log = (tiny_weights / FILES[stage]).with_suffix(".log.csv").read_text().splitlines()
         assert log[0].startswith("step,seconds") and len(log) == 1 + TINY["steps"]
         assert log[-1].split(",")[4] != ""  # validation on the last step
-    vq_last = (tiny_weights / FILES["vqvae"]).with_suffix(".log.csv").read_text().splitlines()[-1].split(",")
-    assert float(vq_last[5]) >= 1.0 and 0.0 <= float(vq_last[6]) <= 1.0  # top perplexity, dead share
+    with (tiny_weights / FILES["vqvae"]).with_suffix(".log.csv").open() as handle:
+        vq_last = list(csv.DictReader(handle))[-1]
+    assert float(vq_last["top_perplexity"]) >= 1.0 and 0.0 <= float(vq_last["top_dead"]) <= 1.0
+    assert float(vq_last["validation_psnr"]) > 0.0
     card = write_card(tiny_weights).read_text()
     for stage in ("vqvae", "prior", "unet"):
         assert FILES[stage] in card
