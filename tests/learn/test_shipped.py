@@ -38,3 +38,21 @@ def test_shipped_prior_prefers_real_codes_to_shuffled_ones(held_out_pairs):
         real = torch.nn.functional.cross_entropy(model.prior.top_logits(out.top), out.top)
         fake = torch.nn.functional.cross_entropy(model.prior.top_logits(shuffled), shuffled)
     assert float(real) < float(fake) - 0.5
+
+
+def test_shipped_vqvae_decodes_from_its_codes(held_out_pairs):
+    """The codes carry the image: random bottom codes must ruin the output (a decoder that ignored its codes, leaning
+    on the detail path alone, would be a 5-pixel filter and not a VQ-VAE)."""
+    import torch
+
+    vqvae = default_model().vqvae
+    images = torch.from_numpy(held_out_pairs["corrupted"][:, None])
+    with torch.no_grad():
+        out = vqvae(images)
+        generator = torch.Generator().manual_seed(0)
+        random = torch.randint(vqvae.config.bottom_codes, out.bottom.shape, generator=generator)
+        scrambled = vqvae.decode_codes(out.top, random, images)
+    clean = held_out_pairs["clean"]
+    real = np.mean([image_quality(o, c)["psnr_db"] for o, c in zip(out.image[:, 0].numpy(), clean, strict=True)])
+    fake = np.mean([image_quality(o, c)["psnr_db"] for o, c in zip(scrambled[:, 0].numpy(), clean, strict=True)])
+    assert fake < real - 6.0, (real, fake)

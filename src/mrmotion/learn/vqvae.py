@@ -9,7 +9,10 @@ A shallow *detail path* (``skip_channels`` > 0: two 3×3 convolutions of the inp
 field 5 pixels) joins the decoder's last layer. Codes at 1/4 of the side cannot hold pixel-level detail: without
 this path the VQ-VAE's output was 6 dB below the corrupted input's PSNR under light motion (the session-7
 evaluation). Motion artefacts (ghosts, blurring) span far more than 5 pixels, so removing them is still the codes'
-work; the path only lends edges and texture where the codes say there is anatomy.
+work; the path only lends edges and texture where the codes say there is anatomy. In training the path is
+dropped for a random half of the images (``detail_dropout``), so the decoder must make a clean image from the
+codes alone: trained without this, the decoder ignored the codes (random codes gave the same output) and the
+model was a 5-pixel filter.
 
 Quantisers are ``vector_quantize_pytorch.VectorQuantize`` (used rather than our own because it already has the
 remedies against the codebook collapse seen on grey-scale brain MRI): low-dimensional cosine-similarity codes,
@@ -39,6 +42,7 @@ class VQConfig:
     code_dim: int = 16
     commitment: float = 0.25
     skip_channels: int = 16
+    detail_dropout: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,7 +157,11 @@ class HierarchicalVQVAE(nn.Module):
         decoded = self.decode(torch.cat([bottom_q, self.upsample_top(top_q)], dim=1))
         if self.detail is None:
             return decoded
-        return self.fuse(torch.cat([decoded, self.detail(image)], dim=1))
+        detail = self.detail(image)
+        if self.training and self.config.detail_dropout > 0:
+            keep = torch.rand(len(image), 1, 1, 1, device=image.device) >= self.config.detail_dropout
+            detail = detail * keep
+        return self.fuse(torch.cat([decoded, detail], dim=1))
 
     # --- training ------------------------------------------------------------------------------------------------
     def forward(self, image: torch.Tensor) -> VQOutput:
