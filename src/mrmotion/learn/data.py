@@ -41,9 +41,7 @@ HELD_OUT_MNI_AXIAL = range(80, 100)
 ORDERS = ("linear", "centric", "interleaved", "random")
 #: the clean image of a pair shows the object as it was while the k-space centre was sampled (the simulator's
 #: ``reference="centre"``). With the first pose as reference, drift and periodic motion also shift the corrupted
-#: image as a whole, an offset no image-only correction can know: on 30 held-out fetal slices at moderate
-#: severity the corrupted NRMSE was 0.173 (drift) and 0.105 (periodic) with the first pose as reference, and
-#: 0.121 and 0.063 with the centre pose (session 8 measurement).
+#: image as a whole, an offset no image-only correction can know.
 REFERENCE = "centre"
 
 
