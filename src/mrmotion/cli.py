@@ -215,32 +215,50 @@ def train_pose(
     atlases: Annotated[Path, typer.Option(help="Folder of fetal atlases (each with parcellation and mask NIfTI).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the weights, logs and card.")],
     stage: Annotated[
-        str, typer.Option(help="all, localiser (brain localiser) or regions (brain-region network).")
+        str,
+        typer.Option(
+            help="all, localiser (brain localiser), regions (brain-region network) or templates (the training "
+            "atlases' region templates that rotations are refined against; seconds)."
+        ),
     ] = "all",
     steps: Annotated[int | None, typer.Option(help="Steps per stage (default: those of the shipped weights).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --output.")] = False,
+    t2_share: Annotated[
+        float | None,
+        typer.Option(help="Localiser: share of samples rendered from the atlases' T2 images (default: shipped)."),
+    ] = None,
 ) -> None:
     """Train the pose networks on synthetic volumes made from the atlases (and the adult MNI152 template).
 
     Reproduces the shipped weights (src/mrmotion/weights/pose_card.md lists steps, time and metrics). Atlases named
     in mrmotion.pose.train.HELD_OUT are kept out for the evaluation. About an hour on 2 CPU cores.
     """
+    from dataclasses import replace
+
     from rich.progress import Progress
 
+    from mrmotion.pose.estimate import TEMPLATES_FILE
+    from mrmotion.pose.template import write_templates
     from mrmotion.pose.train import SHIPPED, train
 
-    if stage not in ("all", *SHIPPED):
-        raise MrMotionError(f"unknown stage {stage!r}: expected all, {', '.join(SHIPPED)}")
+    if stage not in ("all", *SHIPPED, "templates"):
+        raise MrMotionError(f"unknown stage {stage!r}: expected all, {', '.join(SHIPPED)}, templates")
     if not output.is_dir():
         raise MrMotionError(f"output folder {output} does not exist")
-    chosen = list(SHIPPED) if stage == "all" else [stage]
+    chosen = [*SHIPPED, "templates"] if stage == "all" else [stage]
     with Progress(console=console) as bar:
         for name in chosen:
+            if name == "templates":
+                summary = write_templates(atlases, output / TEMPLATES_FILE)
+                bar.console.print(f"templates of {len(summary['atlases'])} atlases")
+                continue
             config, filename = SHIPPED[name]
             if steps is not None:
-                from dataclasses import replace
-
                 config = replace(config, steps=steps)
+            if t2_share is not None:
+                if not 0 <= t2_share <= 1:
+                    raise MrMotionError(f"--t2-share must be in [0, 1], got {t2_share}")
+                config = replace(config, t2_share=t2_share)
             task = bar.add_task(name, total=config.steps)
             summary = train(
                 config,

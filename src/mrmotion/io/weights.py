@@ -75,15 +75,25 @@ def save_checkpoint(
 
 
 def resume_checkpoint(
-    path: Path, network: torch.nn.Module, optimiser: torch.optim.Optimizer, config: dict
+    path: Path,
+    network: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    config: dict,
+    may_change: tuple[str, ...] = (),
+    defaults: dict | None = None,
 ) -> tuple[int, float]:
     """Load a checkpoint into ``network`` and ``optimiser``; returns (step, elapsed seconds).
 
     A run may be extended (``config["steps"]`` larger than the checkpoint's step; a cosine schedule then continues
-    over the new length); any other difference in the configuration is refused.
+    over the new length), and the keys in ``may_change`` (e.g. a data mix) may differ from the checkpoint's; any
+    other difference in the configuration is refused. ``defaults``: values of keys added to the configuration after
+    the checkpoint was written (the behaviour it was trained with).
     """
     state = torch.load(path, weights_only=False)
-    if {**state["config"], "steps": config["steps"]} != config or config["steps"] < state["step"]:
+    free = {"steps", *may_change}
+    stored = {**(defaults or {}), **state["config"]}
+    fixed = {key: value for key, value in stored.items() if key not in free}
+    if fixed != {key: value for key, value in config.items() if key not in free} or config["steps"] < state["step"]:
         raise MrMotionError(f"{path}: written by a different configuration; remove it or match {state['config']}")
     network.load_state_dict(state["network"])
     optimiser.load_state_dict(state["optimiser"])

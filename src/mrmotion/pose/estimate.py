@@ -31,13 +31,17 @@ import torch
 from scipy import ndimage
 
 from mrmotion.errors import MrMotionError
+from mrmotion.geometry.parameters import rotation_distance
 from mrmotion.io.weights import read_weights, weights_metadata
 from mrmotion.pose import synth
 from mrmotion.pose.frames import brain_centre, brain_size_mm
 from mrmotion.pose.regions import AtlasLayout, pose_from_regions, symmetrised_probabilities
+from mrmotion.pose.template import RegionTemplates, TemplateScore, refine_rotation
 from mrmotion.pose.train import make_network
 
 LOCALISER_SIZE = 48
+#: the region templates' file in a weights folder (optional: without it the closed-form rotation is kept)
+TEMPLATES_FILE = "pose_templates.safetensors"
 REGION_SIZE = 32
 #: brains whose longest axis is outside this range (mm) are not plausible (fetal ≈ 50–110, adult ≈ 170–190).
 PLAUSIBLE_SIZE_MM = (35.0, 230.0)
@@ -99,6 +103,9 @@ class PoseModel:
     size: int = REGION_SIZE  # cube side (voxels) the region network was trained on
     #: the region network's last validation median rotation error (degrees) from its weights' summary; None: unknown
     validation_deg: float | None = None
+    #: region templates of the training atlases (:mod:`mrmotion.pose.template`); None: the closed-form rotation is
+    #: not refined
+    templates: RegionTemplates | None = None
 
     @property
     def orientation_validated(self) -> bool:
@@ -118,7 +125,17 @@ class PoseModel:
         layout = AtlasLayout.from_dict(metadata["layout"])
         validation = metadata["summary"].get("validation")
         validation = float(validation) if validation is not None else None
-        return cls(localiser, regions, layout, arch, int(config.get("size", REGION_SIZE)), validation)
+        templates = None
+        if (folder / TEMPLATES_FILE).is_file():
+            templates, _ = read_weights(
+                folder / TEMPLATES_FILE,
+                lambda c: RegionTemplates(
+                    len(weights_metadata(folder / TEMPLATES_FILE)["summary"]["atlases"]), c["size"]
+                ),
+                "pose region templates",
+                "mrmotion train-pose --stage templates",
+            )
+        return cls(localiser, regions, layout, arch, int(config.get("size", REGION_SIZE)), validation, templates)
 
 
 _MODELS: dict[tuple[str, str], PoseModel] = {}
@@ -260,8 +277,19 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     confidence = float(np.clip(found["probability"] * agreement * signs * plausible, 0, 1))
     if not model.orientation_validated:  # the region network has not learned orientations
         confidence *= UNVALIDATED_FACTOR
+    rotation, template_score = fit["rotation"], None
+    if model.templates is not None:
+        # in the volume's own axes (about the brain centre), so that float32 rounding, and hence the search, is
+        # the same however the volume lies in the scanner (the pose then turns exactly with its affine)
+        local = axes.T @ (points - fit["centre"][:, None])
+        template = model.templates.nearest(size)
+        score = TemplateScore(probability.flatten(1).numpy(), local, np.zeros(3), size, template)
+        rotation, template_score = refine_rotation(score, axes.T @ fit["rotation"])
+        rotation = axes @ rotation
     pose = np.eye(4)
-    pose[:3, :3] = fit["rotation"]  # columns left, posterior, superior in the scanner
+    pose[:3, :3] = rotation  # columns left, posterior, superior in the scanner
+    closed_form = np.eye(4)
+    closed_form[:3, :3] = fit["rotation"]
     pose[:3, 3] = fit["centre"]
     details = {
         "centre_localiser_mm": found["centre"].tolist(),
@@ -269,6 +297,8 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
         "region_residual": fit["residual"],
         "region_agreement": agreement,
         "sign_margin": fit["sign_margin"],
+        "template_score": template_score,
+        "template_change_deg": float(np.degrees(rotation_distance(pose, closed_form))),
         "size_plausibility": plausible,
         "orientation_validated": model.orientation_validated,
         "validation_deg": model.validation_deg,

@@ -416,8 +416,14 @@ class LocaliserSample:
     scanner_from_head: np.ndarray
 
 
-def localiser_sample(subject: Subject, rng: np.random.Generator, size: int = 48, fetal: bool = True) -> LocaliserSample:
-    """A random pose inside a field of view 1.5–5× the brain's size (adult: 1.1–2×), the brain anywhere inside it."""
+def localiser_sample(
+    subject: Subject, rng: np.random.Generator, size: int = 48, fetal: bool = True, t2: Subject | None = None
+) -> LocaliserSample:
+    """A random pose inside a field of view 1.5–5× the brain's size (adult: 1.1–2×), the brain anywhere inside it.
+
+    ``t2``: the subject's own T2 image (:func:`fetal_t2_subject`); the image is then rendered from it (real contrast,
+    random shell intensities, as :func:`scout_volume` does) instead of from random label intensities, and the brain
+    target still comes from ``subject``'s labels."""
     pose = np.eye(4)
     pose[:3, :3] = random_rotation(rng)
     pose[:3, 3] = rng.uniform(-40, 40, 3)
@@ -426,7 +432,13 @@ def localiser_sample(subject: Subject, rng: np.random.Generator, size: int = 48,
     centre = pose[:3, 3] + rng.uniform(-room, room, 3)
     grid = cube_grid(centre, side, size)
     voxel = side / size
-    image, brain, head = render(subject, pose, grid, (size,) * 3, random_intensities(subject, rng), max(voxel, 2.0))
+    resolution = max(voxel, 2.0)
+    if t2 is None:
+        image, brain, head = render(subject, pose, grid, (size,) * 3, random_intensities(subject, rng), resolution)
+    else:
+        image, _, head = render(t2, pose, grid, (size,) * 3, t2_intensities(t2, rng), resolution)
+        labels = render_fractions(subject, pose, grid, (size,) * 3, resolution)
+        brain = labels[: subject.brain_labels].sum(axis=0).reshape((size,) * 3).astype(np.float32)
     if rng.random() < 0.9:
         image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng, fetal=fetal)
     volume = normalise_intensity(degrade(image, voxel, rng, partial_plane=False))
@@ -449,6 +461,12 @@ def fetal_t2_subject(folder: str | Path) -> tuple[Subject, Subject]:
     return labels, image
 
 
+def t2_intensities(t2: Subject, rng: np.random.Generator) -> np.ndarray:
+    """Intensities for a T2 subject (:func:`fetal_t2_subject`): 1 for its T2 image, random in [0.1, 0.8] for the
+    two shells around the brain."""
+    return np.array([1.0, *rng.uniform(0.1, 0.8, t2.fractions.shape[0] - 1)], np.float32)
+
+
 def scout_volume(
     t2: Subject,
     pose: np.ndarray,
@@ -463,8 +481,7 @@ def scout_volume(
     size = int(round(side / voxel_mm))
     room = max(side / 2 - 0.6 * t2.brain_size, 0.0)
     grid = cube_grid(pose[:3, 3] + rng.uniform(-room, room, 3), size * voxel_mm, size)
-    intensities = np.array([1.0, *rng.uniform(0.1, 0.8, t2.fractions.shape[0] - 1)], np.float32)
-    image, _, head = render(t2, pose, grid, (size,) * 3, intensities, voxel_mm)
+    image, _, head = render(t2, pose, grid, (size,) * 3, t2_intensities(t2, rng), voxel_mm)
     image = add_clutter(image, head, grid, pose[:3, 3], t2.brain_size, rng)
     image = degrade(
         image,

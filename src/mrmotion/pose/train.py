@@ -49,6 +49,15 @@ class TrainConfig:
     centre_jitter: float = 0.05  # region cubes: centre off the brain's by this share of the side (s.d. per axis)
     scale_jitter: float = 0.15  # region cubes: side off the nominal by a factor uniform in 1 ± this
     threads: int = 2
+    #: localiser: share of the fetal samples rendered from the atlas's own T2 image (srr.nii.gz, real contrast)
+    #: instead of label contrasts. May change when a run is resumed (:data:`MAY_CHANGE_ON_RESUME`).
+    t2_share: float = 0.0
+
+
+#: configuration keys a resumed run may change besides its length: the T2 share (the shipped localiser was trained
+#: in two goes, the second with T2-image samples added; see :data:`SHIPPED`) and ``arch``, a key of earlier
+#: versions (which network regressed the axes) that the shipped checkpoints still carry
+MAY_CHANGE_ON_RESUME = ("t2_share", "arch")
 
 
 def make_network(stage: str) -> torch.nn.Module:
@@ -60,19 +69,37 @@ def make_network(stage: str) -> torch.nn.Module:
     raise MrMotionError(f"unknown stage {stage!r}: expected 'regions' or 'localiser'")
 
 
-def load_training_subjects(atlas_root: str | Path, held_out: tuple[str, ...] = HELD_OUT) -> list[synth.Subject]:
-    """The fetal atlases under ``atlas_root`` except ``held_out``."""
+def training_atlas_folders(atlas_root: str | Path, held_out: tuple[str, ...] = HELD_OUT) -> list[Path]:
+    """The fetal atlas folders under ``atlas_root`` except ``held_out``."""
     folders = [f for f in synth.fetal_atlas_folders(atlas_root) if f.name not in held_out]
     if not folders:
         raise MrMotionError(f"{atlas_root}: every atlas is held out; nothing left to train on")
-    return [synth.fetal_subject(folder) for folder in folders]
+    return folders
 
 
-def _batch(config: TrainConfig, fetal: list[synth.Subject], adult: synth.Subject | None, step: int):
+def load_training_subjects(atlas_root: str | Path, held_out: tuple[str, ...] = HELD_OUT) -> list[synth.Subject]:
+    """The fetal atlases under ``atlas_root`` except ``held_out``."""
+    return [synth.fetal_subject(folder) for folder in training_atlas_folders(atlas_root, held_out)]
+
+
+def load_training_t2(atlas_root: str | Path, held_out: tuple[str, ...] = HELD_OUT) -> list[synth.Subject]:
+    """The T2 images of the same atlases, in the order of :func:`load_training_subjects`."""
+    return [synth.fetal_t2_subject(folder)[1] for folder in training_atlas_folders(atlas_root, held_out)]
+
+
+def _batch(
+    config: TrainConfig,
+    fetal: list[synth.Subject],
+    adult: synth.Subject | None,
+    step: int,
+    t2: list[synth.Subject] | None = None,
+):
     """The batch of one step: (volumes (B, 1, n, n, n), targets), drawn from a generator seeded by the step.
 
     Regions: fetal subjects only (the adult template has no region labels); targets are the region fractions, the
     true poses and the cubes' grids. Localiser: fetal or, for ``adult_share`` of the samples, adult; target the brain.
+    A fetal localiser sample is rendered from the atlas's T2 image (``t2``, same order as ``fetal``) with
+    probability ``t2_share`` (no random draw at share 0, so runs without T2 samples draw as before).
     """
     rng = np.random.default_rng([config.seed, {"localiser": 1, "regions": 2}[config.stage], step])
     samples = []
@@ -84,8 +111,12 @@ def _batch(config: TrainConfig, fetal: list[synth.Subject], adult: synth.Subject
             )
         else:
             use_adult = adult is not None and rng.random() < config.adult_share
-            subject = adult if use_adult else fetal[rng.integers(len(fetal))]
-            samples.append(synth.localiser_sample(subject, rng, size=config.size, fetal=not use_adult))
+            index = None if use_adult else int(rng.integers(len(fetal)))
+            subject = adult if index is None else fetal[index]
+            image = None
+            if index is not None and config.t2_share > 0 and rng.random() < config.t2_share:
+                image = t2[index]
+            samples.append(synth.localiser_sample(subject, rng, size=config.size, fetal=not use_adult, t2=image))
     volume = torch.from_numpy(np.stack([s.volume for s in samples])[:, None])
     if config.stage == "regions":
         targets = [
@@ -124,15 +155,18 @@ def train(
     output = Path(output)
     checkpoint = output.with_suffix(".ckpt")
     fetal = load_training_subjects(atlas_root)
+    t2 = load_training_t2(atlas_root) if config.stage == "localiser" and config.t2_share > 0 else None
     adult = synth.adult_subject() if config.adult_share > 0 and config.stage == "localiser" else None
     network = make_network(config.stage)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     start, elapsed = 0, 0.0
     resumed = resume and checkpoint.is_file()
     if resumed:
-        start, elapsed = resume_checkpoint(checkpoint, network, optimiser, asdict(config))
+        start, elapsed = resume_checkpoint(
+            checkpoint, network, optimiser, asdict(config), MAY_CHANGE_ON_RESUME, asdict(TrainConfig())
+        )
     validation = [
-        _batch(TrainConfig(**{**asdict(config), "seed": config.seed + 10_000}), fetal, adult, i) for i in range(3)
+        _batch(TrainConfig(**{**asdict(config), "seed": config.seed + 10_000}), fetal, adult, i, t2) for i in range(3)
     ]
     layout = None
     if config.stage == "regions":  # the atlas layout poses are fitted to: shipped in the weights' metadata
@@ -148,7 +182,7 @@ def train(
     began = time.perf_counter() - elapsed
     summary: dict = {}
     batches = torch.utils.data.DataLoader(  # the next batches are made in a second process while this one trains
-        _Batches(config, fetal, adult, start), batch_size=None, num_workers=1, prefetch_factor=2
+        _Batches(config, fetal, adult, start, t2), batch_size=None, num_workers=1, prefetch_factor=2
     )
     for step, (volume, targets) in zip(range(start, config.steps), batches, strict=False):
         rate = config.learning_rate * 0.5 * (1 + math.cos(math.pi * step / config.steps))
@@ -186,14 +220,14 @@ def train(
 class _Batches(torch.utils.data.Dataset):
     """Training batch of each step from ``start`` on (deterministic per step, see :func:`_batch`)."""
 
-    def __init__(self, config: TrainConfig, fetal: list, adult, start: int) -> None:
-        self.config, self.fetal, self.adult, self.start = config, fetal, adult, start
+    def __init__(self, config: TrainConfig, fetal: list, adult, start: int, t2: list | None = None) -> None:
+        self.config, self.fetal, self.adult, self.start, self.t2 = config, fetal, adult, start, t2
 
     def __len__(self) -> int:
         return max(self.config.steps - self.start, 0)
 
     def __getitem__(self, index: int):
-        return _batch(self.config, self.fetal, self.adult, self.start + index)
+        return _batch(self.config, self.fetal, self.adult, self.start + index, self.t2)
 
 
 @torch.no_grad()
@@ -222,10 +256,12 @@ def evaluate(network: torch.nn.Module, stage: str, batches: list, layout: AtlasL
     return float(np.mean(values) if stage == "localiser" else np.median(values))
 
 
-#: the configuration and file name of each shipped network (``mrmotion train-pose`` reproduces them).
+#: the configuration and file name of each shipped network (``mrmotion train-pose`` reproduces them). Both were
+#: trained in two goes: the localiser 1200 steps with ``t2_share=0`` (``--steps 1200 --t2-share 0``), then resumed
+#: to 2400 with T2-image samples (``--resume``); the regions 2400 steps, then resumed to 3600 (pose_card.md).
 SHIPPED = {
     "localiser": (
-        TrainConfig(stage="localiser", steps=1200, batch=4, size=48, threads=2),
+        TrainConfig(stage="localiser", steps=2400, batch=4, size=48, threads=2, t2_share=0.4),
         "pose_localiser.safetensors",
     ),
     "regions": (
