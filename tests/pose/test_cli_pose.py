@@ -3,6 +3,7 @@
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from mrmotion.cli import app
@@ -203,6 +204,28 @@ def test_train_pose_bad_arguments(tmp_path):
     assert result.exit_code == 2 and "stage" in result.output
     result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "regions", "--steps", "1")
     assert result.exit_code == 2 and "no atlas folder" in result.output
+    result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "localiser", "--t2-share", "1.5")
+    assert result.exit_code == 2 and "--t2-share must be in [0, 1]" in result.output
+    result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "templates")
+    assert result.exit_code == 2 and "no atlas folder" in result.output
+    assert not list(tmp_path.glob("*.safetensors"))
+
+
+def test_train_pose_templates_stage_writes_templates_the_estimator_uses(tmp_path):
+    import shutil
+
+    from mrmotion.pose.estimate import TEMPLATES_FILE, PoseModel, weights_folder
+
+    atlases = atlas_folder().parent
+    result = invoke("train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "templates")
+    assert result.exit_code == 0, result.output
+    for name in ("pose_localiser.safetensors", "pose_regions.safetensors"):
+        shutil.copy(weights_folder() / name, tmp_path / name)
+    model = PoseModel.load(tmp_path)
+    shipped = PoseModel.load()
+    assert model.templates is not None and torch.equal(model.templates.templates, shipped.templates.templates)
+    (tmp_path / TEMPLATES_FILE).unlink()
+    assert PoseModel.load(tmp_path).templates is None  # without templates: the closed-form rotation alone
 
 
 def test_train_pose_runs_resumes_and_extends(tmp_path):

@@ -153,3 +153,20 @@ def test_shipped_weights_carry_the_atlas_layout_and_a_missing_one_is_refused(tmp
         PoseModel.load(tmp_path)
     with pytest.raises(MrMotionError, match="architecture"):
         PoseModel.load(arch="e3nn")
+
+
+def test_templates_refine_the_rotation_and_without_them_the_closed_form_is_kept(held_out_volume):
+    from dataclasses import replace
+
+    from mrmotion.pose.estimate import default_model
+
+    image, grid, truth = held_out_volume
+    shipped = default_model()
+    closed = estimate_pose(image, grid, replace(shipped, templates=None))
+    refined = estimate_pose(image, grid, shipped)
+    assert closed.details["template_score"] is None and closed.details["template_change_deg"] == 0
+    assert 0.2 < refined.details["template_score"] < 1
+    assert refined.details["template_change_deg"] == pytest.approx(
+        geodesic_deg(refined.scanner_from_head, closed.scanner_from_head), abs=1e-6
+    )
+    assert np.array_equal(refined.scanner_from_head[:3, 3], closed.scanner_from_head[:3, 3])  # same brain centre

@@ -78,3 +78,15 @@ def test_atlas_folders_and_fetal_subject(tmp_path):
     assert subject.fractions.shape[0] == 10 and subject.brain_labels == 8
     assert 60 < subject.brain_size < 130
     assert np.allclose(subject.scanner_from_head[:3, :3], np.eye(3))
+
+
+def test_localiser_sample_from_a_t2_image_keeps_the_label_brain_target():
+    """With the atlas's T2 image the input changes but the target is the same brain as from the labels (same draws
+    up to the intensities), and the image follows the T2 image inside the brain."""
+    labels, t2 = synth.fetal_t2_subject(atlas_folder())
+    from_labels = synth.localiser_sample(labels, np.random.default_rng(9), size=24)
+    from_t2 = synth.localiser_sample(labels, np.random.default_rng(9), size=24, t2=t2)
+    assert np.allclose(from_t2.brain, from_labels.brain, atol=1e-6)
+    assert np.array_equal(from_t2.scanner_from_head, from_labels.scanner_from_head)
+    assert not np.allclose(from_t2.volume, from_labels.volume)
+    assert from_t2.brain.max() > 0.5 and np.all(np.isfinite(from_t2.volume))
