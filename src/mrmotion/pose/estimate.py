@@ -9,11 +9,15 @@ of our version of E(3)-Pose.
    carries the atlas's principal axes and region centroids onto the measured ones (Kabsch; the left–right axis is
    the pseudovector fixed by det = +1) and the brain centre (the regions' centroid, on a finer grid than the
    localiser's).
+3. **Refine** (:mod:`mrmotion.pose.template`, when the model has region templates, as the shipped one does): the
+   rotation that best overlaps the region probabilities with the template of the training atlas of nearest brain
+   size, searched from the closed-form one over the 24 ways its axes could be mixed up.
 
 Output: :class:`PoseEstimate`, with ``scanner_from_head`` (head frame: origin at the brain centre, axes left,
 posterior, superior; scanner LPS mm) and a confidence in [0, 1] = (localiser's mean probability over the brain) ×
-(how well the region centroids fit the atlas's layout) × (how clearly they choose the signs of the brain's
-principal axes) × (plausibility of the brain's size), scaled by
+(how well the regions match the template, :data:`TEMPLATE_SCORE_RANGE`; without templates: how well the region
+centroids fit the atlas's layout × how clearly they choose the signs of the brain's principal axes) ×
+(plausibility of the brain's size), scaled by
 :data:`UNVALIDATED_FACTOR` when the region network's recorded validation error says it has not learned orientations
 (then ``details["orientation_validated"]`` is False). Volumes of any size, voxel shape and orientation are accepted:
 every stage resamples onto its own cube (after averaging blocks of voxels when the input is much finer than the
@@ -60,6 +64,11 @@ RESIDUAL_SCALE = 0.2
 #: on training-atlas scouts (benchmarks/pose_fit_settings.py) the wrong poses had 0.14 and 0.27, 95% of the right
 #: ones ≥ 0.62
 SIGN_MARGIN_SCALE = 0.4
+#: template scores (mean soft Dice of the regions, :class:`~mrmotion.pose.template.TemplateScore`) between which the
+#: confidence rises linearly from 0 to full. Chosen on 60 scouts of the training atlases (never the held-out ones;
+#: benchmarks/results/pose_fit_settings_shipped.txt): the one failure scored 0.33, correct poses 0.36 / 0.40 / 0.47
+#: at their 1st / 5th / 50th percentiles
+TEMPLATE_SCORE_RANGE = (0.30, 0.40)
 #: symmetries of the grid the region network is averaged over, per architecture (regions.grid_symmetries). The
 #: 12 tetrahedral rotations cost half the 24 and were as accurate on training-atlas scouts (both 10% failures, medians
 #: within 0.4°; no average: 20%; benchmarks/pose_fit_settings.py)
@@ -274,9 +283,7 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     )
     agreement = float(np.exp(-((fit["residual"] / RESIDUAL_SCALE) ** 2)))
     signs = float(np.clip(fit["sign_margin"] / SIGN_MARGIN_SCALE, 0, 1))
-    confidence = float(np.clip(found["probability"] * agreement * signs * plausible, 0, 1))
-    if not model.orientation_validated:  # the region network has not learned orientations
-        confidence *= UNVALIDATED_FACTOR
+    evidence = agreement * signs  # how far the closed-form rotation can be trusted
     rotation, template_score = fit["rotation"], None
     if model.templates is not None:
         # in the volume's own axes (about the brain centre), so that float32 rounding, and hence the search, is
@@ -286,6 +293,11 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
         score = TemplateScore(probability.flatten(1).numpy(), local, np.zeros(3), size, template)
         rotation, template_score = refine_rotation(score, axes.T @ fit["rotation"])
         rotation = axes @ rotation
+        low, high = TEMPLATE_SCORE_RANGE
+        evidence = float(np.clip((template_score - low) / (high - low), 0, 1))
+    confidence = float(np.clip(found["probability"] * evidence * plausible, 0, 1))
+    if not model.orientation_validated:  # the region network has not learned orientations
+        confidence *= UNVALIDATED_FACTOR
     pose = np.eye(4)
     pose[:3, :3] = rotation  # columns left, posterior, superior in the scanner
     closed_form = np.eye(4)
