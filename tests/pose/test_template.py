@@ -85,7 +85,7 @@ def test_templates_round_trip_and_the_nearest_brain_size_is_chosen(atlas, tmp_pa
     assert read.nearest(70.0).dtype == torch.float32
 
 
-def test_bad_input_is_refused(atlas):
+def test_bad_input_is_refused():
     template = torch.zeros(len(REGIONS), 8, 8, 8)
     points = np.zeros((3, 10))
     with pytest.raises(MrMotionError, match="probabilities"):
