@@ -72,7 +72,6 @@ def _small_rotation(rng, degrees):
 
 def test_templates_round_trip_and_the_nearest_brain_size_is_chosen(atlas, tmp_path):
     templates = RegionTemplates.of_subjects([atlas])
-    templates.brain_size_mm[0] = 60.0
     bigger = RegionTemplates(2)
     bigger.templates[0] = templates.templates[0]
     bigger.templates[1] = 0.5

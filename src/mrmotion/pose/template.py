@@ -37,15 +37,15 @@ TEMPLATE_SIZE = 32
 #: candidates refined after the screen of the 24 cube rotations
 REFINED = 3
 #: gradient-ascent steps per refinement and their starting step sizes (radians for the rotation, mm for the shift;
-#: cosine decay to 0). On 150 held-out scouts 20 steps were as accurate as 60 (median 3.4° vs 3.5°, the same
-#: failures) at a third of the time
+#: cosine decay to 0). 20 steps were as accurate as 60 at a third of the time in a scratch comparison on scouts of
+#: the held-out atlases (not in the repo; benchmarks/pose.py measures the result)
 STEPS = 20
 ROTATION_STEP = 0.05
 SHIFT_STEP_MM = 1.0
 #: Adam's ε: gradients much smaller than this take small steps instead of full ones of either sign. With the
 #: default 1e-8, components near zero, their signs set by float32 rounding, stepped by ±ROTATION_STEP, and the
-#: pose of the same voxels under another affine differed by 1e-4 (2e-6 with 1e-2; accuracy on held-out scouts the
-#: same)
+#: pose of the same voxels under another affine moved by more than the 1e-4 that
+#: tests/pose/test_estimate.py::test_rotating_the_volume_affine_rotates_the_pose_exactly allows
 GRADIENT_FLOOR = 1e-2
 #: voxels whose brain probability (1 − background) is below this are left out of the score (they add almost nothing
 #: to it, and leaving them out makes it ~6× cheaper)
@@ -107,7 +107,8 @@ def write_templates(atlas_root: str | Path, output: str | Path) -> dict:
 
 
 def _exp_so3(vector: torch.Tensor) -> torch.Tensor:
-    """(B, 3) rotation vectors (radians) → (B, 3, 3) rotation matrices (Rodrigues)."""
+    """(B, 3) rotation vectors (radians) → (B, 3, 3) rotation matrices (Rodrigues). In torch, unlike
+    :func:`mrmotion.geometry.parameters.transform_from_rotvec`, so the search can differentiate through it."""
     angle = vector.norm(dim=-1, keepdim=True).clamp_min(1e-12)[..., None]
     k = vector / angle[..., 0]
     zero = torch.zeros_like(k[:, 0])

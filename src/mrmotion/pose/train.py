@@ -82,11 +82,6 @@ def load_training_subjects(atlas_root: str | Path, held_out: tuple[str, ...] = H
     return [synth.fetal_subject(folder) for folder in training_atlas_folders(atlas_root, held_out)]
 
 
-def load_training_t2(atlas_root: str | Path, held_out: tuple[str, ...] = HELD_OUT) -> list[synth.Subject]:
-    """The T2 images of the same atlases, in the order of :func:`load_training_subjects`."""
-    return [synth.fetal_t2_subject(folder)[1] for folder in training_atlas_folders(atlas_root, held_out)]
-
-
 def _batch(
     config: TrainConfig,
     fetal: list[synth.Subject],
@@ -154,8 +149,12 @@ def train(
     torch.manual_seed(config.seed)
     output = Path(output)
     checkpoint = output.with_suffix(".ckpt")
-    fetal = load_training_subjects(atlas_root)
-    t2 = load_training_t2(atlas_root) if config.stage == "localiser" and config.t2_share > 0 else None
+    t2 = None
+    if config.stage == "localiser" and config.t2_share > 0:  # each atlas's labels and T2 image, read once
+        pairs = [synth.fetal_t2_subject(folder) for folder in training_atlas_folders(atlas_root)]
+        fetal, t2 = [labels for labels, _ in pairs], [image for _, image in pairs]
+    else:
+        fetal = load_training_subjects(atlas_root)
     adult = synth.adult_subject() if config.adult_share > 0 and config.stage == "localiser" else None
     network = make_network(config.stage)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
