@@ -44,7 +44,7 @@ ROTATION_STEP = 0.05
 SHIFT_STEP_MM = 1.0
 #: Adam's ε: gradients much smaller than this take small steps instead of full ones of either sign. With the
 #: default 1e-8, components near zero, their signs set by float32 rounding, stepped by ±ROTATION_STEP, and the
-#: pose of the same voxels under another affine moved by more than the 1e-4 that
+#: pose of the same voxels under another affine moved by far more than the float32 rounding that
 #: tests/pose/test_estimate.py::test_rotating_the_volume_affine_rotates_the_pose_exactly allows
 GRADIENT_FLOOR = 1e-2
 #: voxels whose brain probability (1 − background) is below this are left out of the score (they add almost nothing
