@@ -49,8 +49,9 @@ LOCALISER_SIZE = 48
 #: factors on the localiser's brain size (which sets the side of the region network's cube) tried in turn while
 #: the pose's confidence is low: the localiser's coarse grid often misjudges 20-week brains at 3 mm by 15–30%, and a
 #: cube cut for the wrong size crops or shrinks the brain the region network sees. The most confident pose is kept.
-#: On scouts of the youngest training atlases (GA 21, 22, 24; benchmarks/pose_fallbacks.py) failures fell from 8.9% to
-#: 7.2% and doubtful poses from 12.2% to 7.2%; trying the localiser's other components as well changed nothing
+#: On scouts of the youngest training atlases (GA 21, 22, 24; benchmarks/results/pose_fallbacks.txt) failures fell
+#: from 7.2% to 5.6% and doubtful poses from 12.2% to 7.2%. (Trying the localiser's other components as well changed
+#: nothing there, in a scratch run, so it is not done.)
 RESCALES = (1.18, 0.85)
 #: probability above which the localiser's components are taken when none reaches 0.5 (a faint brain: its low
 #: mean probability keeps the confidence low)
