@@ -245,6 +245,8 @@ def train_pose(
         raise MrMotionError(f"unknown stage {stage!r}: expected all, {', '.join(SHIPPED)}, templates")
     if not output.is_dir():
         raise MrMotionError(f"output folder {output} does not exist")
+    if t2_share is not None and not 0 <= t2_share <= 1:
+        raise MrMotionError(f"--t2-share must be in [0, 1], got {t2_share}")
     chosen = [*SHIPPED, "templates"] if stage == "all" else [stage]
     with Progress(console=console) as bar:
         for name in chosen:
@@ -256,8 +258,6 @@ def train_pose(
             if steps is not None:
                 config = replace(config, steps=steps)
             if t2_share is not None:
-                if not 0 <= t2_share <= 1:
-                    raise MrMotionError(f"--t2-share must be in [0, 1], got {t2_share}")
                 config = replace(config, t2_share=t2_share)
             task = bar.add_task(name, total=config.steps)
             summary = train(

@@ -251,7 +251,8 @@ def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) ->
     cube, grid = resample_to_cube(data, scanner_from_voxel, centre, side, LOCALISER_SIZE, axes)
     volume = torch.from_numpy(synth.normalise_intensity(cube))[None, None]
     # averaged with the mirror image (a mirrored head has the mirrored brain). A batch of two also takes PyTorch's
-    # oneDNN convolutions: for one volume it picks its native ones, twice as slow for two volumes' worth of work
+    # oneDNN convolutions, where one volume gets its native ones: two volumes cost less than one
+    # (benchmarks/results/pose_localiser_batch.txt)
     logits = model.localiser(torch.cat([volume, volume.flip(2)]))
     probability = torch.sigmoid((logits[0, 0] + logits[1, 0].flip(0)) / 2).numpy().astype(np.float64)
     for threshold in (0.5, WEAK_THRESHOLD):
