@@ -225,7 +225,10 @@ def train_pose(
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --output.")] = False,
     t2_share: Annotated[
         float | None,
-        typer.Option(help="Localiser: share of samples rendered from the atlases' T2 images (default: shipped)."),
+        typer.Option(
+            help="Share of the fetal samples rendered from the atlases' own T2 images instead of label contrasts "
+            "(localiser and regions; default: shipped)."
+        ),
     ] = None,
 ) -> None:
     """Train the pose networks on synthetic volumes made from the atlases (and the adult MNI152 template).

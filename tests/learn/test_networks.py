@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrmotion.learn.guided import correct_batch, rerank
+from mrmotion.learn.guided import choose_codes, correct_batch, rerank
 from mrmotion.learn.prior import CodePrior, MaskedConv2d, PriorConfig
 from mrmotion.learn.unet import UNet
 from mrmotion.learn.vqvae import HierarchicalVQVAE, VQConfig, code_usage
@@ -42,6 +42,9 @@ def test_guided_inference_at_strength_zero_is_the_plain_vqvae(vqvae):
     prior = CodePrior(PriorConfig(channels=8, layers=1), SMALL.top_codes, SMALL.bottom_codes).eval()
     with torch.no_grad():
         torch.testing.assert_close(correct_batch(vqvae, prior, images, 0.0), vqvae(images).image)
+        top, bottom = choose_codes(vqvae, prior, images, 0.0)
+        torch.testing.assert_close(top, vqvae(images).top, rtol=0, atol=0)
+        torch.testing.assert_close(bottom, vqvae(images).bottom, rtol=0, atol=0)
     with pytest.raises(ValueError, match="prior_strength"):
         correct_batch(vqvae, prior, images, -1.0)
     with pytest.raises(ValueError, match="prior"):
@@ -117,6 +120,10 @@ def test_detail_path_is_local_and_optional(vqvae):
     rows, cols = torch.nonzero(change > 1e-6, as_tuple=True)
     assert len(rows) > 0  # the detail path sees the pixel …
     assert rows.min() >= 13 and rows.max() <= 19 and cols.min() >= 13 and cols.max() <= 19  # … only 3 pixels around
+    with torch.no_grad():  # dropped (as in training's detail dropout): the image from the codes alone
+        codes_only = vqvae.decode_codes(out.top, out.bottom, images, detail=False)
+        torch.testing.assert_close(vqvae.decode_codes(out.top, out.bottom, poked, detail=False), codes_only)
+    assert not torch.allclose(codes_only, out.image)
     torch.manual_seed(2)
     plain = HierarchicalVQVAE(VQConfig(**{**SMALL.to_dict(), "skip_channels": 0}))
     plain(torch.rand(4, 1, 32, 32))

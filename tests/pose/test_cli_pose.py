@@ -237,9 +237,10 @@ def test_train_pose_runs_resumes_and_extends(tmp_path):
     weights = tmp_path / "pose_regions.safetensors"
     assert weights.is_file()
     first = weights.read_bytes()
-    result = invoke(
-        "train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "regions", "--steps", "3", "--resume"
-    )
+    result = invoke(  # extended with samples rendered from the atlases' T2 images, as the shipped regions were
+        "train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "regions", "--steps", "3", "--resume",
+        "--t2-share", "1",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "pose_regions.log.csv").read_text().splitlines()
     assert rows[0].startswith("step") and [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
@@ -247,6 +248,6 @@ def test_train_pose_runs_resumes_and_extends(tmp_path):
     from mrmotion.pose.estimate import _load
 
     network, config = _load(weights)
-    assert config["stage"] == "regions" and config["steps"] == 3
+    assert config["stage"] == "regions" and config["steps"] == 3 and config["t2_share"] == 1
     card = (tmp_path / "pose_card.md").read_text()
     assert "pose_regions.safetensors" in card and "3 × 8" in card and "not trained yet" in card

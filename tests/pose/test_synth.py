@@ -90,3 +90,16 @@ def test_localiser_sample_from_a_t2_image_keeps_the_label_brain_target():
     assert np.array_equal(from_t2.scanner_from_head, from_labels.scanner_from_head)
     assert not np.allclose(from_t2.volume, from_labels.volume)
     assert from_t2.brain.max() > 0.5 and np.all(np.isfinite(from_t2.volume))
+
+
+def test_region_sample_from_a_t2_image_keeps_the_label_regions():
+    """The region network's T2 samples: the input is rendered from the T2 image, the target regions and the pose
+    are those of the labels (same draws up to the intensities)."""
+    labels, t2 = synth.fetal_t2_subject(atlas_folder())
+    from_labels = synth.region_sample(labels, np.random.default_rng(4), size=16)
+    from_t2 = synth.region_sample(labels, np.random.default_rng(4), size=16, t2=t2)
+    assert np.array_equal(from_t2.scanner_from_head, from_labels.scanner_from_head)
+    assert np.array_equal(from_t2.scanner_from_voxel, from_labels.scanner_from_voxel)
+    assert np.allclose(from_t2.regions, from_labels.regions, atol=1e-6)
+    assert not np.allclose(from_t2.volume, from_labels.volume)
+    assert np.all(np.isfinite(from_t2.volume)) and from_t2.volume.min() >= 0

@@ -39,10 +39,10 @@ def rerank(
 
 
 @torch.no_grad()
-def correct_batch(
+def choose_codes(
     vqvae: HierarchicalVQVAE, prior: CodePrior | None, images: torch.Tensor, prior_strength: float = 1.0
-) -> torch.Tensor:
-    """Corrected images (B, 1, H, W) from normalised corrupted images (B, 1, H, W), H and W multiples of 8."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top (B, H/8, W/8) and bottom (B, H/4, W/4) codes for normalised corrupted images (B, 1, H, W), top first."""
     if prior_strength < 0 or not torch.isfinite(torch.tensor(float(prior_strength))):
         raise ValueError(f"prior_strength must be a finite number ≥ 0, got {prior_strength}")
     if prior is None and prior_strength > 0:
@@ -53,4 +53,13 @@ def correct_batch(
     top_quantised = vqvae.lookup(vqvae.quantise_top, top)
     bottom_distances = vqvae.distances(vqvae.quantise_bottom, vqvae.bottom_input(bottom_features, top_quantised))
     bottom = rerank(bottom_distances, lambda codes: prior.bottom_logits(codes, top), prior_strength)
+    return top, bottom
+
+
+@torch.no_grad()
+def correct_batch(
+    vqvae: HierarchicalVQVAE, prior: CodePrior | None, images: torch.Tensor, prior_strength: float = 1.0
+) -> torch.Tensor:
+    """Corrected images (B, 1, H, W) from normalised corrupted images (B, 1, H, W), H and W multiples of 8."""
+    top, bottom = choose_codes(vqvae, prior, images, prior_strength)
     return vqvae.decode_codes(top, bottom, images)

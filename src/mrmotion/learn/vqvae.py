@@ -146,19 +146,26 @@ class HierarchicalVQVAE(nn.Module):
         codebook = F.normalize(codebook, dim=-1) if quantiser.use_cosine_sim else codebook
         return quantiser.project_out(codebook[codes]).permute(0, 3, 1, 2)
 
-    def decode_codes(self, top: torch.Tensor, bottom: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def decode_codes(
+        self, top: torch.Tensor, bottom: torch.Tensor, image: torch.Tensor, detail: bool = True
+    ) -> torch.Tensor:
         """The clean image (B, 1, H, W) from codes (B, H/8, W/8) and (B, H/4, W/4) and the corrupted ``image``
-        (B, 1, H, W; used by the detail path only)."""
+        (B, 1, H, W; used by the detail path only). ``detail=False``: the detail path dropped, as training's
+        ``detail_dropout`` drops it (the image from the codes alone)."""
         top_q = self.lookup(self.quantise_top, top)
         bottom_q = self.lookup(self.quantise_bottom, bottom)
-        return self._decode(top_q, bottom_q, image)
+        return self._decode(top_q, bottom_q, image, detail)
 
-    def _decode(self, top_q: torch.Tensor, bottom_q: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def _decode(
+        self, top_q: torch.Tensor, bottom_q: torch.Tensor, image: torch.Tensor, with_detail: bool = True
+    ) -> torch.Tensor:
         decoded = self.decode(torch.cat([bottom_q, self.upsample_top(top_q)], dim=1))
         if self.detail is None:
             return decoded
         detail = self.detail(image)
-        if self.training and self.config.detail_dropout > 0:
+        if not with_detail:
+            detail = torch.zeros_like(detail)
+        elif self.training and self.config.detail_dropout > 0:
             keep = torch.rand(len(image), 1, 1, 1, device=image.device) >= self.config.detail_dropout
             detail = detail * keep
         return self.fuse(torch.cat([decoded, detail], dim=1))

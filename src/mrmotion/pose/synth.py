@@ -362,6 +362,7 @@ def region_sample(
     difficulty: float = 1.0,
     centre_jitter: float = 0.05,
     scale_jitter: float = 0.15,
+    t2: Subject | None = None,
 ) -> RegionSample:
     """A fetal head at a random pose (rotation uniform over SO(3)) in a cube around the brain, with the brain
     regions of :mod:`mrmotion.pose.regions` on the same grid.
@@ -370,6 +371,8 @@ def region_sample(
     time, clutter 80% of the time and every degradation of :func:`degrade`. The cube's centre is off the brain's by
     ``centre_jitter`` × its side (standard deviation per axis) and its side off the nominal (brain size /
     :data:`BRAIN_SHARE_OF_CUBE`) by a factor uniform in 1 ± ``scale_jitter``, as a localiser's are.
+    ``t2``: the subject's own T2 image (:func:`fetal_t2_subject`); the image is then rendered from it (real contrast,
+    random shell intensities) instead of from random label intensities; the regions still come from ``subject``.
     """
     from mrmotion.pose.regions import region_fractions
 
@@ -383,8 +386,12 @@ def region_sample(
     shape = (size,) * 3
     voxel = side / size
     fractions = render_fractions(subject, pose, grid, shape, max(voxel, 2.0))
-    intensities = random_intensities(subject, rng, difficulty)
-    image = np.tensordot(intensities, fractions, axes=1).reshape(shape).astype(np.float32)
+    if t2 is None:
+        intensities = random_intensities(subject, rng, difficulty)
+        image = np.tensordot(intensities, fractions, axes=1).reshape(shape).astype(np.float32)
+    else:
+        t2_fractions = render_fractions(t2, pose, grid, shape, max(voxel, 2.0))
+        image = np.tensordot(t2_intensities(t2, rng), t2_fractions, axes=1).reshape(shape).astype(np.float32)
     if rng.random() < 0.8 * difficulty:
         head = fractions.sum(axis=0).reshape(shape)
         image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng)

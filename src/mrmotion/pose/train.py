@@ -49,7 +49,7 @@ class TrainConfig:
     centre_jitter: float = 0.05  # region cubes: centre off the brain's by this share of the side (s.d. per axis)
     scale_jitter: float = 0.15  # region cubes: side off the nominal by a factor uniform in 1 ± this
     threads: int = 2
-    #: localiser: share of the fetal samples rendered from the atlas's own T2 image (srr.nii.gz, real contrast)
+    #: share of the fetal samples rendered from the atlas's own T2 image (srr.nii.gz, real contrast)
     #: instead of label contrasts. May change when a run is resumed (:data:`MAY_CHANGE_ON_RESUME`).
     t2_share: float = 0.0
 
@@ -93,16 +93,19 @@ def _batch(
 
     Regions: fetal subjects only (the adult template has no region labels); targets are the region fractions, the
     true poses and the cubes' grids. Localiser: fetal or, for ``adult_share`` of the samples, adult; target the brain.
-    A fetal localiser sample is rendered from the atlas's T2 image (``t2``, same order as ``fetal``) with
-    probability ``t2_share`` (no random draw at share 0, so runs without T2 samples draw as before).
+    A fetal sample (localiser or regions) is rendered from the atlas's T2 image (``t2``, same order as ``fetal``)
+    with probability ``t2_share`` (no random draw at share 0, so runs without T2 samples draw as before).
     """
     rng = np.random.default_rng([config.seed, {"localiser": 1, "regions": 2}[config.stage], step])
     samples = []
     for _ in range(config.batch):
         if config.stage == "regions":
-            subject = fetal[rng.integers(len(fetal))]
+            index = int(rng.integers(len(fetal)))
+            image = t2[index] if config.t2_share > 0 and rng.random() < config.t2_share else None
             samples.append(
-                synth.region_sample(subject, rng, config.size, 1.0, config.centre_jitter, config.scale_jitter)
+                synth.region_sample(
+                    fetal[index], rng, config.size, 1.0, config.centre_jitter, config.scale_jitter, t2=image
+                )
             )
         else:
             use_adult = adult is not None and rng.random() < config.adult_share
@@ -150,7 +153,7 @@ def train(
     output = Path(output)
     checkpoint = output.with_suffix(".ckpt")
     t2 = None
-    if config.stage == "localiser" and config.t2_share > 0:  # each atlas's labels and T2 image, read once
+    if config.t2_share > 0:  # each atlas's labels and T2 image, read once
         pairs = [synth.fetal_t2_subject(folder) for folder in training_atlas_folders(atlas_root)]
         fetal, t2 = [labels for labels, _ in pairs], [image for _, image in pairs]
     else:
