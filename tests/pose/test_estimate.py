@@ -222,19 +222,29 @@ def test_the_localiser_takes_its_most_probable_component_or_a_faint_one():
     assert _localise_with(_blobs({(20, 20, 20): (3, WEAK_THRESHOLD / 2)})) is None
 
 
-def test_a_doubtful_pose_is_retried_at_other_cube_sizes_and_the_most_confident_kept(monkeypatch):
-    """The control flow of the retries, with the pose at each size replaced by a scripted one."""
+def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_confident_kept(monkeypatch):
+    """The control flow of the retries, with the localiser and the pose at each size replaced by scripted ones:
+    first the localiser's brain (60 mm) at sizes × 1, 1.2, 0.8; when none is confident, the localiser again on a
+    cube of ZOOM brain sizes around it (which finds 55 mm) and the sizes again."""
     from mrmotion.pose import estimate
     from mrmotion.pose.estimate import PoseEstimate
 
     found = {"centre": np.zeros(3), "size": 60.0, "volume_ml": 1.0, "probability": 0.9}
-    monkeypatch.setattr(estimate, "_localise", lambda *args: dict(found))
+    zoomed = {**found, "centre": np.array([5.0, 0.0, 0.0]), "size": 55.0}
+    localised = []
+
+    def localise(model, data, scanner_from_voxel, centre, side, axes):
+        localised.append((np.asarray(centre).tolist(), side))
+        return dict(found) if len(localised) == 1 else zoom_result
+
+    monkeypatch.setattr(estimate, "_localise", localise)
     monkeypatch.setattr(estimate, "RESCALES", (1.2, 0.8))
+    monkeypatch.setattr(estimate, "ZOOM", 3.0)
     calls = []
 
     def scripted(confidences):
         def pose(model, data, scanner_from_voxel, axes, brain):
-            calls.append(round(brain["size"] / 60.0, 2))
+            calls.append(round(brain["size"], 1))
             if calls[-1] not in confidences:
                 raise MrMotionError("no brain regions found in the cube around the brain")
             return PoseEstimate(np.eye(4), confidences[calls[-1]], brain["size"], 1.0, {})
@@ -242,22 +252,38 @@ def test_a_doubtful_pose_is_retried_at_other_cube_sizes_and_the_most_confident_k
         return pose
 
     image = np.random.default_rng(1).random((8, 8, 8)).astype(np.float32)
-    affine = np.diag([3.0, 3.0, 3.0, 1.0])
-    monkeypatch.setattr(estimate, "_pose_of_brain", scripted({1.0: 0.9, 1.2: 1.0}))
-    confident = estimate_pose(image, affine)
-    assert calls == [1.0] and confident.details == {"size_factor": 1.0}
+    affine = np.diag([30.0, 30.0, 30.0, 1.0])  # a 240-mm field of view
+    first, again = [60.0, 72.0, 48.0], [55.0, 66.0, 44.0]
 
-    calls.clear()
-    monkeypatch.setattr(estimate, "_pose_of_brain", scripted({1.0: 0.1, 1.2: 0.3, 0.8: 0.2}))
-    doubtful = estimate_pose(image, affine)  # every try low: all made, the most confident kept
-    assert calls == [1.0, 1.2, 0.8] and doubtful.confidence == 0.3
-    assert doubtful.details["size_factor"] == 1.2 and doubtful.brain_size_mm == pytest.approx(72.0)
+    def run(confidences, zoom=zoomed):
+        nonlocal zoom_result
+        calls.clear(), localised.clear()
+        zoom_result = None if zoom is None else dict(zoom)
+        monkeypatch.setattr(estimate, "_pose_of_brain", scripted(confidences))
+        return estimate_pose(image, affine)
 
-    calls.clear()
-    monkeypatch.setattr(estimate, "_pose_of_brain", scripted({1.2: 0.7, 0.8: 0.9}))
-    larger = estimate_pose(image, affine)  # no regions at the first size; stops at the first confident pose
-    assert calls == [1.0, 1.2] and larger.details["size_factor"] == 1.2
+    zoom_result = None
+    confident = run({60.0: 0.9, 72.0: 1.0})
+    assert calls == [60.0] and len(localised) == 1 and confident.details == {"size_factor": 1.0, "zoomed": False}
 
-    monkeypatch.setattr(estimate, "_pose_of_brain", scripted({}))
+    doubtful = run({60.0: 0.1, 72.0: 0.3, 48.0: 0.2, 55.0: 0.45, 66.0: 0.2, 44.0: 0.1})
+    assert calls == first + again and doubtful.confidence == 0.45  # every try low: all made, the best kept
+    assert doubtful.details == {"size_factor": 1.0, "zoomed": True} and doubtful.brain_size_mm == 55.0
+    assert localised[1] == ([0.0, 0.0, 0.0], 180.0)  # around the brain found, 3 of its sizes across
+
+    worse = run({60.0: 0.1, 72.0: 0.3, 48.0: 0.2, 55.0: 0.2})
+    assert calls == first + again and worse.confidence == 0.3 and worse.details["zoomed"] is False
+
+    larger = run({72.0: 0.7, 48.0: 0.9})  # no regions at the first size; stops at the first confident pose
+    assert calls == [60.0, 72.0] and larger.details["size_factor"] == 1.2 and len(localised) == 1
+
+    only_zoomed = run({66.0: 0.6})  # no regions at any size of the first brain; the zoomed one has them
+    assert calls == first + again[:2] and only_zoomed.details == {"size_factor": 1.2, "zoomed": True}
+
+    nothing_zoomed = run({72.0: 0.3}, zoom=None)  # the zoomed localiser finds nothing: the first pass stands
+    assert calls == first and nothing_zoomed.confidence == 0.3
+
+    monkeypatch.setattr(estimate, "ZOOM", 0.0)
+    assert run({60.0: 0.1}).confidence == 0.1 and len(localised) == 1  # zoom off
     with pytest.raises(MrMotionError, match="no brain regions found around the brain centre"):
-        estimate_pose(image, affine)
+        run({})
