@@ -1,7 +1,7 @@
 """How the pose estimator's fallbacks were chosen: on scouts of the youngest TRAINING atlases (GA 21, 22, 24; never
 the held-out ones), where the localiser's coarse grid misjudges the small brain most often, the shipped estimator
 with and without the retries it makes when a pose's confidence is low: cubes for the region network cut for other
-brain sizes (estimate.RESCALES).
+brain sizes (estimate.RESCALES), then the brain localised again on a zoomed cube (estimate.ZOOM).
 
 Writes ``benchmarks/results/pose_fallbacks.txt``.
 
@@ -40,8 +40,12 @@ def main() -> None:
         sys.exit(f"{sorted(set(ATLASES) & set(HELD_OUT))} are held out: the retries must be chosen on training atlases")
     torch.set_num_threads(2)
     model = estimate.PoseModel.load()
-    shipped = estimate.RESCALES
-    settings = {"no retries": (), f"shipped: retries at {shipped} x the localiser's brain size": shipped}
+    shipped = estimate.RESCALES, estimate.ZOOM
+    settings = {
+        "no retries": ((), 0.0),
+        f"retries at {shipped[0]} x the localiser's brain size": (shipped[0], 0.0),
+        f"shipped: those, then the localiser zoomed to {shipped[1]:g} brain sizes": shipped,
+    }
     results = {name: {"errors": [], "confidence": [], "seconds": []} for name in settings}
     rng = np.random.default_rng(args.seed)
     started = time.time()
@@ -49,8 +53,8 @@ def main() -> None:
         _, t2 = synth.fetal_t2_subject(pose_benchmark.ATLASES / atlas)
         for _ in range(args.volumes):
             data, grid, truth = pose_benchmark.test_volume(t2, rng)
-            for name, rescales in settings.items():
-                estimate.RESCALES = rescales
+            for name, (rescales, zoom) in settings.items():
+                estimate.RESCALES, estimate.ZOOM = rescales, zoom
                 tick = time.perf_counter()
                 try:
                     result = estimate.estimate_pose(data, grid, model)
@@ -60,7 +64,7 @@ def main() -> None:
                 results[name]["seconds"].append(time.perf_counter() - tick)
                 results[name]["errors"].append(error)
                 results[name]["confidence"].append(confidence)
-    estimate.RESCALES = shipped
+    estimate.RESCALES, estimate.ZOOM = shipped
     lines = [
         f"# {time.strftime('%Y-%m-%d %H:%M')} · {time.time() - started:.0f} s · command: python "
         f"benchmarks/pose_fallbacks.py --volumes {args.volumes} --seed {args.seed}",
