@@ -237,7 +237,7 @@ def test_train_pose_runs_resumes_and_extends(tmp_path):
     weights = tmp_path / "pose_regions.safetensors"
     assert weights.is_file()
     first = weights.read_bytes()
-    result = invoke(  # extended with samples rendered from the atlases' T2 images, as the shipped regions were
+    result = invoke(  # extended with samples rendered from the atlases' T2 images (the regions stage takes them too)
         "train-pose", "--atlases", atlases, "-o", tmp_path, "--stage", "regions", "--steps", "3", "--resume",
         "--t2-share", "1",
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from mrmotion.errors import MrMotionError
 from mrmotion.pose import synth
@@ -174,7 +175,7 @@ def test_templates_refine_the_rotation_and_without_them_the_closed_form_is_kept(
     assert np.array_equal(refined.scanner_from_head[:3, 3], closed.scanner_from_head[:3, 3])  # same brain centre
 
 
-class _FixedLogits(__import__("torch").nn.Module):
+class _FixedLogits(torch.nn.Module):
     """A stand-in localiser whose brain logits are fixed (mirrored for the mirror image, the second volume)."""
 
     def __init__(self, logits):
@@ -182,8 +183,6 @@ class _FixedLogits(__import__("torch").nn.Module):
         self.logits = logits
 
     def forward(self, volume):
-        import torch
-
         assert volume.shape[0] == 2, "the localiser sees the volume and its mirror image"
         logits = torch.as_tensor(self.logits, dtype=torch.float32)
         return torch.stack([logits, logits.flip(0)])[:, None]

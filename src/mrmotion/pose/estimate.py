@@ -57,8 +57,8 @@ LOCALISER_SIZE = 48
 RESCALES = (1.18, 0.85)
 #: when no size gives a confident pose, the localiser is run again on a cube of this many of its brain sizes
 #: around the brain it found (finer voxels: a better centre and size), and the sizes tried again; 0: not done.
-#: On the training-atlas scouts above (a scratch run, the same 180 scouts): failures 5.6% -> 4.4%, doubtful poses
-#: 7.2% -> 6.1%, none confident and wrong; a cube of 2.2 sizes: 5.0%.
+#: On the same training-atlas scouts (benchmarks/results/pose_fallbacks.txt): failures 5.6% -> 4.4%, doubtful poses
+#: 7.2% -> 6.1%, none confident and wrong.
 ZOOM = 3.0
 #: probability above which the localiser's components are taken when none reaches 0.5 (a faint brain: its low
 #: mean probability keeps the confidence low)

@@ -390,8 +390,7 @@ def region_sample(
         intensities = random_intensities(subject, rng, difficulty)
         image = np.tensordot(intensities, fractions, axes=1).reshape(shape).astype(np.float32)
     else:
-        t2_fractions = render_fractions(t2, pose, grid, shape, max(voxel, 2.0))
-        image = np.tensordot(t2_intensities(t2, rng), t2_fractions, axes=1).reshape(shape).astype(np.float32)
+        image, _, _ = render(t2, pose, grid, shape, t2_intensities(t2, rng), max(voxel, 2.0))
     if rng.random() < 0.8 * difficulty:
         head = fractions.sum(axis=0).reshape(shape)
         image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng)
