@@ -58,6 +58,16 @@ def test_make_pairs_cycles_families_and_severities_and_mixes_in_motion_free_pair
     assert all(image_quality(pairs["corrupted"][i], pairs["clean"][i])["nrmse"] < 0.1 for i in np.flatnonzero(still))
 
 
+def test_pairs_made_in_two_processes_are_those_made_in_one(phantom_slices):
+    one = data.make_pairs(phantom_slices, 5, ("drift",), ("moderate",), seed=3, clean_share=0.3)
+    counted = []
+    two = data.make_pairs(phantom_slices, 5, ("drift",), ("moderate",), seed=3, clean_share=0.3,
+                          progress=counted.append, workers=2)  # fmt: skip
+    assert sum(counted) == 5
+    for name in one:
+        np.testing.assert_array_equal(one[name], two[name])
+
+
 def test_bad_requests_are_refused(tmp_path):
     with pytest.raises(MrMotionError, match="split"):
         data.mni_slices("validation")
@@ -65,5 +75,7 @@ def test_bad_requests_are_refused(tmp_path):
         data.atlas_slices(tmp_path, "train")
     with pytest.raises(MrMotionError, match="no slices"):
         data.make_pairs([], 2, ("sudden",), ("light",), 0)
+    with pytest.raises(MrMotionError, match="workers"):
+        data.make_pairs([data.SliceImage(phantom(), 1.8, "phantom")], 2, ("sudden",), ("light",), 0, workers=0)
     with pytest.raises(MrMotionError, match="severity"):
         data.corrupt_slice(phantom(), 1.8, "sudden", "extreme", 0)

@@ -251,6 +251,57 @@ def test_state_index_of_sorted_times_equals_the_per_sample_lookup() -> None:
     assert trajectory.state_index(times.reshape(2, -1)).shape == (2, len(times) // 2)
 
 
+def test_mean_pose_of_one_pose_is_that_pose_and_weights_pick_the_states():
+    rng = np.random.default_rng()
+    transforms = np.stack([random_rigid(rng) for _ in range(3)])
+    motion = MotionTrajectory(np.array([0.0, 1.0, 2.0]), transforms, end_s=3.0)
+    times = rng.uniform(0, 3, 200)
+    centre = rng.normal(0, 50, 3)
+    # all the weight on the samples of one state: exactly that state's pose, whatever the centre
+    only_middle = (times >= 1) & (times < 2)
+    np.testing.assert_allclose(motion.mean_pose(times, only_middle, centre), transforms[1], atol=1e-10)
+    # the constant pose of a still scan
+    still = MotionTrajectory.constant(transforms[0])
+    np.testing.assert_allclose(still.mean_pose(times, rng.uniform(0, 1, 200), centre), transforms[0], atol=1e-10)
+
+
+def test_mean_pose_of_two_rotations_about_the_centre_is_the_halfway_rotation_and_keeps_the_centre():
+    rng = np.random.default_rng()
+    centre, axis = rng.normal(0, 40, 3), rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    angle = rng.uniform(0.05, 0.5)
+
+    def about_centre(rotvec):
+        return make_transform(np.eye(3), centre) @ transform_from_rotvec(rotvec) @ make_transform(np.eye(3), -centre)
+
+    motion = MotionTrajectory(np.array([0.0, 1.0]), np.stack([about_centre(angle * axis), about_centre(-angle * axis)]))
+    times = np.array([0.5, 1.5, 1.7])
+    mean = motion.mean_pose(times, np.array([2.0, 1.0, 1.0]), centre)  # equal weight per state
+    np.testing.assert_allclose(mean, np.eye(4), atol=1e-10)
+    # weights 3 : 1 (and 0): the chordal mean of rotations about one axis turns by atan2(Σ w sin θ, Σ w cos θ)
+    uneven = motion.mean_pose(times, np.array([3.0, 1.0, 0.0]), centre)
+    expected_angle = float(np.arctan2(3 * np.sin(angle) - np.sin(angle), 3 * np.cos(angle) + np.cos(angle)))
+    np.testing.assert_allclose(uneven, about_centre(expected_angle * axis), atol=1e-10)
+
+
+def test_mean_pose_refuses_bad_weights_and_affine_motion():
+    motion = MotionTrajectory(np.array([0.0, 1.0]), np.stack([np.eye(4), np.eye(4)]), end_s=2.0)
+    times = np.array([0.5, 1.5])
+    for weights, match in (([1.0], "2 times but 1 weights"), ([np.nan, 1.0], "finite"), ([-1.0, 2.0], "≥ 0"),
+                           ([0.0, 0.0], "not all 0")):  # fmt: skip
+        with pytest.raises(MrMotionError, match=match):
+            motion.mean_pose(times, np.array(weights), np.zeros(3))
+    with pytest.raises(MrMotionError, match="about_mm"):
+        motion.mean_pose(times, np.ones(2), np.zeros(2))
+    with pytest.raises(MrMotionError, match="not extrapolated"):
+        motion.mean_pose(np.array([0.5, 3.0]), np.ones(2), np.zeros(3))
+    affine = MotionTrajectory.constant(np.diag([1.1, 1.0, 1.0, 1.0]), rigid=False)
+    with pytest.raises(MrMotionError, match="rigid"):
+        affine.mean_pose(times, np.ones(2), np.zeros(3))
+    with pytest.raises(TransformError):
+        motion.relative_to_pose(np.diag([1.1, 1.0, 1.0, 1.0]))
+
+
 def test_relative_to_makes_the_reference_pose_the_identity_and_keeps_relative_motion():
     rng = np.random.default_rng()
     transforms = np.stack([random_rigid(rng) for _ in range(4)])

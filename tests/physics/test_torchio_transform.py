@@ -127,14 +127,25 @@ def test_zero_motion_without_noise_returns_the_input():
     assert float(out.image.data[1].abs().max()) < 1e-5 * float(_slice().abs().max())
 
 
-def test_centre_reference_makes_a_constant_pose_no_motion_at_all():
+@pytest.mark.parametrize("reference", ["centre", "energy"])
+def test_centre_and_energy_references_make_a_constant_pose_no_motion_at_all(reference):
     shifted = MotionTrajectory.constant(transform_from_rotvec(np.array([0.0, 0.0, 0.2]), np.array([3.0, -2.0, 0.0])))
     start = KSpaceMotion(motion=shifted, seed=0, coils=4, coil_model="exact")(_subject_2d())
-    centre = KSpaceMotion(motion=shifted, seed=0, coils=4, coil_model="exact", reference="centre")(_subject_2d())
-    assert _relative(centre.image.data, _slice()) < 1e-5
+    moved = KSpaceMotion(motion=shifted, seed=0, coils=4, coil_model="exact", reference=reference)(_subject_2d())
+    assert _relative(moved.image.data, _slice()) < 1e-5
     assert _relative(start.image.data, _slice()) > 0.1
-    recorded = centre.history[-1]
+    recorded = moved.history[-1]
     assert recorded.max_rotation_deg["image"] < 1e-6 and recorded.max_translation_mm["image"] < 1e-6
+
+
+def test_energy_reference_is_the_pose_the_corrupted_image_shows():
+    """Interleaved shots under drift: the centre line comes from one shot, its neighbours (of similar energy) from
+    the others. The energy-weighted pose is nearer the corrupted image than the centre line's pose."""
+    errors = {}
+    for reference in ("start", "centre", "energy"):
+        transform = KSpaceMotion("moderate", "drift", "interleaved", shots=4, seed=4, reference=reference)
+        errors[reference] = _relative(transform(_subject_2d()).image.data, _slice())
+    assert errors["energy"] < 0.85 * errors["centre"] and errors["energy"] < 0.85 * errors["start"], errors
     with pytest.raises(MrMotionError, match="reference must be one of"):
         KSpaceMotion(reference="middle")
 

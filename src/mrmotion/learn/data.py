@@ -8,7 +8,8 @@ randomised (gamma, smooth bias field), then our own simulator
 k-space, SENSE-1 combination with the true coil maps, complex Gaussian noise) makes the corrupted magnitude image
 for a given motion family and severity (:func:`mrmotion.physics.motion_models.random_motion`).
 
-The clean image shows the object in the pose it had while the k-space centre was sampled (:data:`REFERENCE`).
+The clean image shows the object in the pose the corrupted image shows: the mean of the poses of the k-space
+samples, each weighted by its energy (:data:`REFERENCE`).
 Both images of a pair are divided by the same scale, the 99.5th percentile of the *corrupted* image (what is
 known at inference), so the network sees intensities around [0, 1]. :func:`normalise` is that rule.
 
@@ -19,7 +20,10 @@ generalisation to new anatomy and is reported apart.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +43,12 @@ HELD_OUT_ATLASES = ("fetal_SB_atlas_GA23_notoperated", "fetal_SB_atlas_GA28_oper
 #: MNI152 axial slice indices (1 mm template, z) kept for testing.
 HELD_OUT_MNI_AXIAL = range(80, 100)
 ORDERS = ("linear", "centric", "interleaved", "random")
-#: the clean image of a pair shows the object as it was while the k-space centre was sampled (the simulator's
-#: ``reference="centre"``). With the first pose as reference, drift and periodic motion also shift the corrupted
-#: image as a whole, an offset no image-only correction can know.
-REFERENCE = "centre"
+#: the clean image of a pair shows the object in the k-space-energy-weighted mean pose of the scan (the
+#: simulator's ``reference="energy"``), the pose the corrupted image shows. With the first pose as reference,
+#: drift and periodic motion also shift the corrupted image as a whole, an offset no image-only correction can
+#: know; the pose while the k-space centre was sampled (``"centre"``, used up to session 11) misses the pose
+#: when neighbouring lines of similar energy come from other shots (interleaved, random order).
+REFERENCE = "energy"
 
 
 @dataclass(frozen=True)
@@ -207,39 +213,46 @@ def make_pairs(
     seed: int,
     clean_share: float = 0.0,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, np.ndarray]:
     """``count`` pairs drawn from ``images`` with families and severities cycled, as stacked arrays.
 
     ``clean_share`` of them are motion-free (the corrupted image is the clean one with scan noise only), so the
-    model also learns to leave a good image alone. Returns ``clean``, ``corrupted`` (count, S, S) float32 and
-    ``family``, ``severity``, ``source`` string arrays.
+    model also learns to leave a good image alone. ``workers`` > 1 simulates in that many processes (the same
+    pairs as one). Returns ``clean``, ``corrupted`` (count, S, S) float32 and ``family``, ``severity``,
+    ``source`` string arrays.
     """
     if not images:
         raise MrMotionError("no slices to make training pairs from")
+    if not isinstance(workers, int) or workers < 1:
+        raise MrMotionError(f"workers: expected an integer ≥ 1, got {workers!r}")
     rng = np.random.default_rng(seed)
-    clean, corrupted, family_list, severity_list, sources = [], [], [], [], []
+    jobs = []
     for index in range(count):
         image = images[int(rng.integers(len(images)))]
         family, severity = families[index % len(families)], severities[(index // len(families)) % len(severities)]
         pair_seed = int(rng.integers(2**31))
-        if rng.uniform() < clean_share:
-            pair = _motion_free(image, pair_seed)
-        else:
-            pair = make_pair(image, family, severity, pair_seed)
-        clean.append(pair.clean)
-        corrupted.append(pair.corrupted)
-        family_list.append(pair.family)
-        severity_list.append(pair.severity)
-        sources.append(pair.source)
-        if progress is not None:
-            progress(1)
+        jobs.append((image, family, severity, pair_seed, bool(rng.uniform() < clean_share)))
+    pairs: list[Pair] = []
+    # "spawn": a forked worker can inherit a lock another thread (torch, the NUFFT's OpenMP) held, and hang
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn) if workers > 1 else nullcontext() as pool:
+        for pair in pool.map(_make_job, jobs, chunksize=4) if pool else map(_make_job, jobs):
+            pairs.append(pair)
+            if progress is not None:
+                progress(1)
     return {
-        "clean": np.stack(clean),
-        "corrupted": np.stack(corrupted),
-        "family": np.array(family_list),
-        "severity": np.array(severity_list),
-        "source": np.array(sources),
+        "clean": np.stack([p.clean for p in pairs]),
+        "corrupted": np.stack([p.corrupted for p in pairs]),
+        "family": np.array([p.family for p in pairs]),
+        "severity": np.array([p.severity for p in pairs]),
+        "source": np.array([p.source for p in pairs]),
     }
+
+
+def _make_job(job: tuple[SliceImage, str, str, int, bool]) -> Pair:
+    image, family, severity, seed, motion_free = job
+    return _motion_free(image, seed) if motion_free else make_pair(image, family, severity, seed)
 
 
 def _motion_free(image: SliceImage, seed: int) -> Pair:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -72,8 +73,9 @@ def training_pairs(
                 return {name: stored[name] for name in stored.files if name != "key"}
     images = data.mni_slices("train") + (data.atlas_slices(atlas_root, "train") if atlas_root else [])
     pairs = data.make_pairs(
-        images, config.pairs, data.TRAIN_FAMILIES, data.TRAIN_SEVERITIES, config.seed, config.clean_share, progress
-    )
+        images, config.pairs, data.TRAIN_FAMILIES, data.TRAIN_SEVERITIES, config.seed, config.clean_share, progress,
+        workers=os.cpu_count() or 1,  # built once, before training: every core (the pairs do not depend on it)
+    )  # fmt: skip
     temporary = cache.with_name(cache.name + ".tmp.npz")
     np.savez(temporary, key=np.array(key), **pairs)
     temporary.replace(cache)

@@ -85,7 +85,42 @@ class MotionTrajectory:
         """The same motion re-referenced so the pose holding at ``time_s`` is the identity: ``A(t) A(time_s)⁻¹``.
 
         The image of the object is then taken to show it as it was at ``time_s`` (e.g. while the k-space centre
-        was sampled, the pose a motion-corrupted image resembles most) rather than at the first state.
+        was sampled) rather than at the first state.
         """
-        reference = self.at(np.array([float(time_s)]))[0]
+        return self.relative_to_pose(self.at(np.array([float(time_s)]))[0])
+
+    def relative_to_pose(self, pose: ArrayLike) -> MotionTrajectory:
+        """The same motion re-referenced so ``pose`` (4×4, scanner LPS mm) is the identity: ``A(t) pose⁻¹``."""
+        check = as_rigid if self.rigid else as_transform
+        reference = check(pose, "reference pose")
         return MotionTrajectory(self.times_s, self.transforms @ np.linalg.inv(reference), self.end_s, self.rigid)
+
+    def mean_pose(self, times_s: ArrayLike, weights: ArrayLike, about_mm: ArrayLike) -> FloatArray:
+        """The weighted mean (4×4) of the poses holding at ``times_s`` (s), each counted with its ``weight`` (≥ 0).
+
+        The point ``about_mm`` (scanner LPS mm, e.g. the object's centre) moves to the weighted mean of where the
+        poses put it; the rotation is the weighted mean of the rotation matrices projected onto the nearest
+        rotation (the chordal L2 mean; Hartley et al. 2013, "Rotation averaging"). Rigid motion only.
+
+        With the k-space energy of each sample as its weight, this is the pose a motion-corrupted image shows:
+        its low spatial frequencies, which hold most of the energy, come from those poses.
+        """
+        if not self.rigid:
+            raise MrMotionError("mean_pose: only rigid motion has a mean pose")
+        times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        centre = np.asarray(about_mm, dtype=np.float64)
+        if w.shape != times.shape or times.size == 0:
+            raise MrMotionError(f"mean_pose: {times.size} times but {w.size} weights; expected as many, at least one")
+        if centre.shape != (3,) or not np.all(np.isfinite(centre)):
+            raise MrMotionError(f"mean_pose: about_mm must be a finite point of shape (3,), got {centre.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise MrMotionError("mean_pose: weights must be finite, ≥ 0 and not all 0")
+        per_state = np.bincount(self.state_index(times), weights=w, minlength=len(self)) / w.sum()
+        linear = np.einsum("t,tij->ij", per_state, self.transforms[:, :3, :3])
+        u, _, vt = np.linalg.svd(linear)
+        rotation = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+        moved = np.einsum("t,ti->i", per_state, self.transforms[:, :3, :3] @ centre + self.transforms[:, :3, 3])
+        pose = np.eye(4)
+        pose[:3, :3], pose[:3, 3] = rotation, moved - rotation @ centre
+        return pose
