@@ -50,7 +50,7 @@ def main() -> None:
         if family in data.TRAIN_FAMILIES:
             continue
         seed = 1000 + 10 * data.TEST_FAMILIES.index(family) + data.TEST_SEVERITIES.index("moderate")
-        pairs = data.make_pairs(images, args.pairs, (family,), ("moderate",), seed)
+        pairs = data.make_pairs(images, args.pairs, (family,), ("moderate",), seed, workers=benchmark.WORKERS)
         clean.append(pairs["clean"])
         corrupted.append(pairs["corrupted"])
     clean_images = torch.from_numpy(np.concatenate(clean)[:, None])

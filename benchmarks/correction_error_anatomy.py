@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import sys
 from pathlib import Path
@@ -66,7 +67,7 @@ def main() -> None:
     folder = weights_folder()
     model, unet = CorrectionModel.load(folder), load_unet(folder / FILES["unet"])
     images = data.mni_slices("test") + (data.atlas_slices(ATLASES, "test") if ATLASES.is_dir() else [])
-    pairs = data.make_pairs(images, args.pairs, ("drift", "periodic"), ("moderate",), 0)
+    pairs = data.make_pairs(images, args.pairs, ("drift", "periodic"), ("moderate",), 0, workers=os.cpu_count() or 1)
     with torch.no_grad():
         tensor = torch.from_numpy(pairs["corrupted"][:, None])
         outputs = {

@@ -14,9 +14,9 @@ Methods, on the same pairs:
 SSIM, PSNR and NRMSE against the clean slice (``mrmotion.report.metrics.image_quality``: NRMSE inside the head,
 PSNR and SSIM over the whole field of view), mean per family and severity. For the unseen families at moderate
 severity the same metrics also after each image is rigidly aligned (in-plane shift and rotation, least squares inside
-the head) to the clean slice: the clean slice shows the head as it was while the k-space centre was sampled, but a
-corrupted image's apparent pose is a blend of all its poses, a sub-pixel offset no image-only method can know; the
-aligned numbers are the artefact that remains once that offset is set aside. Also seconds per 256 × 256 slice of
+the head) to the clean slice: the clean slice shows the head in the k-space-energy-weighted mean pose of the scan
+(``learn.data.REFERENCE``), but what a corrupted image shows is not exactly that, a small offset no image-only
+method can know; the aligned numbers are the artefact that remains once that offset is set aside. Also seconds per 256 × 256 slice of
 ``correct_image`` (resampling included). ``--sweep`` first scores several
 prior strengths on *training*-family validation pairs (sudden, moderate; other seeds) and, unless ``--strength``
 is given, uses the best for the guided column: the rule by which the CLI's default was chosen.
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: processes simulating the test pairs (the same pairs with any number)
+WORKERS = os.cpu_count() or 1
 ATLASES = ROOT.parent / "shared" / "data" / "fetal_atlas_spina_bifida"
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -103,7 +106,7 @@ def main() -> None:
     if args.sweep:
         from mrmotion.learn.guided import correct_batch
 
-        validation = data.make_pairs(images, args.pairs, ("sudden",), ("moderate",), 5000)
+        validation = data.make_pairs(images, args.pairs, ("sudden",), ("moderate",), 5000, workers=WORKERS)
         sweep_lines += ["", "prior-strength sweep (sudden, moderate: the training family; validation pairs, not the "
                         "test pairs above)"]  # fmt: skip
         for value in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0):
@@ -123,7 +126,7 @@ def main() -> None:
     for family in data.TEST_FAMILIES:
         for severity in data.TEST_SEVERITIES:
             seed = 1000 + 10 * data.TEST_FAMILIES.index(family) + data.TEST_SEVERITIES.index(severity)
-            pairs = data.make_pairs(images, args.pairs, (family,), (severity,), seed)
+            pairs = data.make_pairs(images, args.pairs, (family,), (severity,), seed, workers=WORKERS)
             outputs = run_methods(model, unet, pairs["corrupted"], strength)
             seen = family in data.TRAIN_FAMILIES and severity in data.TRAIN_SEVERITIES
             for method, out in outputs.items():
