@@ -19,7 +19,8 @@ the head) to the clean slice: the clean slice shows the head in the k-space-ener
 method can know; the aligned numbers are the artefact that remains once that offset is set aside. Also seconds per 256 × 256 slice of
 ``correct_image`` (resampling included). ``--sweep`` first scores several
 prior strengths on *training*-family validation pairs (sudden, moderate; other seeds) and, unless ``--strength``
-is given, uses the best for the guided column: the rule by which the CLI's default was chosen.
+is given, uses the best for the guided column; the CLI's default is that best unless it gains less than
+``learn.correct.MEASURABLE_SSIM`` over strength 0 (then 0).
 Writes ``benchmarks/results/learned_correction.{txt,json,png}``.
 
     python benchmarks/learned_correction.py            # 40 pairs per family and severity
