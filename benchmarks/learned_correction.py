@@ -16,10 +16,10 @@ PSNR and SSIM over the whole field of view), mean per family and severity. For t
 severity the same metrics also after each image is rigidly aligned (in-plane shift and rotation, least squares inside
 the head) to the clean slice: the clean slice shows the head in the k-space-energy-weighted mean pose of the scan
 (``learn.data.REFERENCE``), but what a corrupted image shows is not exactly that, a small offset no image-only
-method can know; the aligned numbers are the artefact that remains once that offset is set aside. Also seconds per 256 × 256 slice of
-``correct_image`` (resampling included). ``--sweep`` first scores several
-prior strengths on *training*-family validation pairs (sudden, moderate; other seeds) and, unless ``--strength``
-is given, uses the best for the guided column; the CLI's default is that best unless it gains less than
+method can know; the aligned numbers are the artefact that remains once that offset is set aside. Also seconds per
+256 × 256 slice of ``correct_image`` (resampling included). ``--sweep`` first scores several prior strengths on
+*training*-family validation pairs (sudden, moderate; other seeds) and, unless ``--strength`` is given, uses the
+best for the guided column; the CLI's default is that best unless it gains less than
 ``learn.correct.MEASURABLE_SSIM`` over strength 0 (then 0).
 Writes ``benchmarks/results/learned_correction.{txt,json,png}``.
 
