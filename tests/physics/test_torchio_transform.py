@@ -138,6 +138,12 @@ def test_centre_and_energy_references_make_a_constant_pose_no_motion_at_all(refe
     assert recorded.max_rotation_deg["image"] < 1e-6 and recorded.max_translation_mm["image"] < 1e-6
 
 
+def test_energy_reference_of_a_3d_volume_makes_a_constant_pose_no_motion():
+    shifted = MotionTrajectory.constant(transform_from_rotvec(np.array([0.1, -0.05, 0.2]), np.array([3.0, -2.0, 4.0])))
+    out = KSpaceMotion(motion=shifted, seed=0, reference="energy")(_subject_3d())
+    assert _relative(out.t1.data, _volume()) < 1e-5
+
+
 def test_energy_reference_is_the_pose_the_corrupted_image_shows():
     """Interleaved shots under drift: the centre line comes from one shot, its neighbours (of similar energy) from
     the others. The energy-weighted pose is nearer the corrupted image than the centre line's pose."""
