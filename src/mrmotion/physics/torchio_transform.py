@@ -72,8 +72,9 @@ from mrmotion.physics.trajectory import MotionTrajectory
 
 OUTPUTS = ("magnitude", "complex")
 #: which pose the input image shows: the motion's first state, the one while the k-space centre was sampled, or
-#: the mean pose weighted by each sample's k-space energy (the pose the corrupted image shows).
-REFERENCES = ("start", "centre", "energy")
+#: the mean pose weighted by each sample's k-space energy, or by the energy of the image's gradient there (to first
+#: order the single pose whose image is nearest the corrupted one).
+REFERENCES = ("start", "centre", "energy", "gradient")
 #: Arguments that reproduce a simulation; the recorded ones add the measured ``_MEASURED``.
 _SETTINGS = ("severity", "family", "order", "shots", "coils", "snr_db", "coil_model", "output", "seed", "motion",
              "reference")  # fmt: skip
@@ -165,9 +166,11 @@ class KSpaceMotion(RandomTransform, tio.IntensityTransform):
         for every image instead of random motion; it must cover the scan (or be constant).
     reference : ``"start"`` (default): the input shows the object in the motion's first pose; ``"centre"``: in
         the pose it had while the k-space centre was sampled; ``"energy"``: in the mean pose, each sample's pose
-        weighted by its k-space energy (:meth:`MotionTrajectory.mean_pose`), the pose the corrupted image shows.
-        With ``"centre"`` or ``"energy"`` the input is a target a correction network can learn (with ``"start"``
-        the corrupted image is also shifted as a whole, which no image-only method can undo).
+        weighted by its k-space energy (:meth:`MotionTrajectory.mean_pose`); ``"gradient"``: the same with each
+        sample's energy times ``|k|²`` (the energy of the image's gradient), which is nearer the pose the
+        corrupted image shows (see :func:`corrupt`). With ``"centre"``, ``"energy"`` or ``"gradient"`` the input is
+        a target a correction network can learn (with ``"start"`` the corrupted image is also shifted as a whole,
+        which no image-only method can undo).
     **kwargs : TorchIO's ``p``, ``include``, ``exclude``, ``copy``, ``keep``.
     """
 
@@ -339,14 +342,18 @@ def corrupt(
     name : the image's name, for error messages.
     reference : which pose the input image shows: ``"start"`` (the motion's first state, as given),
         ``"centre"`` (the pose while the k-space centre was sampled: the motion is re-referenced with
-        :meth:`MotionTrajectory.relative_to`) or ``"energy"`` (the mean of the samples' poses weighted by their
-        k-space energy, the noise-free motion-free k-space of the first channel: re-referenced with
-        :meth:`MotionTrajectory.relative_to_pose`). ``"centre"`` misses where the centre line is one of many
-        lines of similar energy acquired at different poses (interleaved shots, random order): on the moderate
-        drift test pairs of ``benchmarks/learned_correction.py`` the corrupted image scored 28.89 dB (PSNR)
-        against the ``"centre"`` clean image (results at commit 052c1b7) and 30.24 dB against the ``"energy"``
-        one. With ``"start"`` the corrupted image is also shifted and turned as a whole, which no image-only
-        method can know to undo.
+        :meth:`MotionTrajectory.relative_to`), ``"energy"`` (the mean of the samples' poses weighted by their
+        k-space energy |s(k)|², the noise-free motion-free k-space of the first channel: re-referenced with
+        :meth:`MotionTrajectory.relative_to_pose`) or ``"gradient"`` (weighted by |k|² |s(k)|², the energy of the
+        image's gradient at that frequency). Why |k|²: a small shift δ of the object changes its image by
+        −δ·∇ρ, whose energy is Σ_k |k·δ|² |s(k)|²; so, to first order, the single pose nearest (least squares) to
+        the corrupted image weighs each sample's pose by |k|² |s(k)|², and "energy" over-weighs the low
+        frequencies, which a pose offset hardly changes. "centre" misses where the centre line is one of many lines
+        of similar energy acquired at different poses (interleaved shots, random order): on the moderate drift
+        test pairs of ``benchmarks/learned_correction.py`` the corrupted image scored 28.89 dB (PSNR) against the
+        ``"centre"`` clean image (results at commit 052c1b7) and 30.24 dB against the ``"energy"`` one. With
+        ``"start"`` the corrupted image is also shifted and turned as a whole, which no image-only method can know
+        to undo.
 
     Returns
     -------
@@ -381,8 +388,10 @@ def corrupt(
         motion = in_plane(motion, grid)
     if reference == "centre":
         motion = motion.relative_to(sampling.centre_time_s)
-    elif reference == "energy":
+    elif reference in ("energy", "gradient"):
         energy = np.abs(simulate(volumes[0].astype(np.float64), grid, sampling).data[0]) ** 2
+        if reference == "gradient":
+            energy = energy * np.sum(sampling.k_logical**2, axis=1)
         motion = motion.relative_to_pose(motion.mean_pose(sampling.time_s, energy, centre))
     elif reference != "start":
         raise _fail("reference", f"one of {REFERENCES}", reference)
