@@ -285,14 +285,21 @@ def correct_command(
     image: Annotated[Path, typer.Argument(help="Motion-corrupted magnitude image, 2-D or 3-D NIfTI.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Corrected image to write (.nii or .nii.gz).")],
     prior_strength: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Weight of the prior of motion-free anatomy in choosing codes (0: none; the default, as guidance did "
             "not measurably help in benchmarks/learned_correction.py)."
         ),
-    ] = 0.0,
+    ] = None,
     weights: Annotated[
         Path | None, typer.Option(help="Folder with correct_vqvae/correct_prior weights (default: shipped).")
+    ] = None,
+    symmetries: Annotated[
+        int | None,
+        typer.Option(
+            help="Average the correction over this many flips/quarter turns of each slice: 1 (none), 2, 4 (the "
+            "default: the four flips) or 8; the time grows in proportion."
+        ),
     ] = None,
 ) -> None:
     """Correct motion artifacts with the learned model (hierarchical VQ-VAE guided by an autoregressive prior).
@@ -308,7 +315,7 @@ def correct_command(
         task = bar.add_task("correcting slices", total=None)
         correct_file(
             image, output, prior_strength, weights,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(task, completed=done, total=total), symmetries=symmetries,
         )  # fmt: skip
     console.print(f"wrote {output}")
 

@@ -147,6 +147,29 @@ def test_correct_image_refuses_bad_strength(tiny_weights):
             correct_image(phantom(), strength, CorrectionModel.load(tiny_weights))
 
 
+def test_correct_image_averaged_over_flips_is_exactly_equivariant_to_them(tiny_weights, monkeypatch):
+    """With a stand-in network that is not equivariant (it adds a ramp), the 4-flip average is: flipping the
+    input flips the output."""
+    from mrmotion.learn import correct
+
+    ramp = torch.linspace(0, 0.5, data.WORKING_SIZE)[None, None, :, None]
+    monkeypatch.setattr(correct, "correct_batch", lambda vqvae, prior, images, strength: images + ramp)
+    model = CorrectionModel.load(tiny_weights)
+    image = phantom(64, seed=2)
+    once = correct_image(image, 0.0, model, symmetries=1)
+    averaged = correct_image(image, 0.0, model, symmetries=4)
+    assert not np.allclose(once, averaged, rtol=0, atol=0.05 * once.max())
+    for flip in ((0,), (1,), (0, 1)):
+        flipped = correct_image(np.flip(image, flip), 0.0, model, symmetries=4)
+        np.testing.assert_allclose(flipped, np.flip(averaged, flip), rtol=0, atol=1e-5 * averaged.max())
+
+
+def test_correct_image_refuses_bad_symmetries(tiny_weights):
+    for symmetries in (0, 3, True, 2.5):
+        with pytest.raises(MrMotionError, match="symmetries must be one of 1, 2, 4, 8"):
+            correct_image(phantom(), 0.0, CorrectionModel.load(tiny_weights), symmetries=symmetries)
+
+
 def test_correct_command_writes_the_input_geometry_and_refuses_to_overwrite(tmp_path, tiny_weights):
     affine = np.array([[0.9, 0, 0, -40], [0, 0.9, 0.1, -50], [0, -0.1, 3.0, 10], [0, 0, 0, 1]])
     source = tmp_path / "in.nii.gz"
@@ -170,6 +193,11 @@ def test_correct_command_writes_the_input_geometry_and_refuses_to_overwrite(tmp_
     assert result.exit_code == 2 and "weights not found" in result.output
     result = invoke("correct", source, "-o", tmp_path / "w.png", "--weights", tiny_weights)
     assert result.exit_code == 2 and ".nii" in result.output
+    result = invoke("correct", source, "-o", tmp_path / "v.nii.gz", "--weights", tiny_weights, "--symmetries", "3")
+    assert result.exit_code == 2 and "symmetries must be one of" in result.output
+    assert not (tmp_path / "v.nii.gz").exists()
+    result = invoke("correct", source, "-o", tmp_path / "u.nii.gz", "--weights", tiny_weights, "--symmetries", "1")
+    assert result.exit_code == 0 and (tmp_path / "u.nii.gz").is_file()
 
 
 def test_train_correct_command(tmp_path):

@@ -13,12 +13,14 @@ from mrmotion.io.nifti import read_image, write_image
 def correct_file(
     source: Path,
     output: Path,
-    prior_strength: float = 0.0,
+    prior_strength: float | None = None,
     weights: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    symmetries: int | None = None,
 ) -> Path:
-    """Correct a 2-D or 3-D NIfTI magnitude image and write it with the input's affine and header."""
-    from mrmotion.learn.correct import correct_image
+    """Correct a 2-D or 3-D NIfTI magnitude image and write it with the input's affine and header.
+    ``prior_strength`` and ``symmetries``: None takes :mod:`mrmotion.learn.correct`'s defaults."""
+    from mrmotion.learn.correct import DEFAULT_PRIOR_STRENGTH, DEFAULT_SYMMETRIES, correct_image
     from mrmotion.learn.model import CorrectionModel
 
     check_output(output, [source])
@@ -27,7 +29,13 @@ def correct_file(
     image = read_image(source)
     model = CorrectionModel.load(weights) if weights is not None else None
     try:
-        corrected = correct_image(image.data, prior_strength, model, progress=progress)
+        corrected = correct_image(
+            image.data,
+            DEFAULT_PRIOR_STRENGTH if prior_strength is None else prior_strength,
+            model,
+            progress=progress,
+            symmetries=DEFAULT_SYMMETRIES if symmetries is None else symmetries,
+        )
     except MrMotionError as error:
         raise InputFileError(source, str(error)) from None
     return write_image(output, corrected, image.scanner_from_voxel, image.header, inputs=[source])

@@ -3,7 +3,9 @@
 A 3-D image is corrected slice-wise along its last (slice) axis. Each slice is divided by its own 99.5th
 percentile (the training normalisation), padded to a square and resampled to the model's working grid
 (``learn.data.WORKING_SIZE`` pixels), corrected by guided inference (:mod:`mrmotion.learn.guided`), resampled back,
-cropped, and multiplied by its scale again; the output has the input's shape and intensity scale. Slices larger
+cropped, and multiplied by its scale again; the output has the input's shape and intensity scale. The correction is
+averaged over :data:`DEFAULT_SYMMETRIES` flips of the slice (:mod:`mrmotion.learn.symmetry`; the networks were
+trained on all eight flips and quarter turns). Slices larger
 than the working grid lose in-plane detail in this round trip (the model was trained at ~1–2 mm pixels).
 
 Refused with a reason: 1-D or 4-D arrays, empty or all-zero images, NaN or infinite voxels, and images with many
@@ -23,6 +25,7 @@ from mrmotion.errors import MrMotionError
 from mrmotion.learn.data import normalise, to_working_grid
 from mrmotion.learn.guided import correct_batch
 from mrmotion.learn.model import CorrectionModel, default_model
+from mrmotion.learn.symmetry import SYMMETRY_COUNTS, symmetrised
 
 #: prior strength used when none is given: the best on training-family validation pairs
 #: (``python benchmarks/learned_correction.py --sweep``), or 0 when the best gains less than
@@ -31,6 +34,10 @@ from mrmotion.learn.model import CorrectionModel, default_model
 DEFAULT_PRIOR_STRENGTH = 0.0
 #: the smallest SSIM difference the sweep's 40 validation pairs are taken to resolve.
 MEASURABLE_SSIM = 0.001
+#: symmetries of the square the correction is averaged over (1: none; 4: the flips). The four flips gave the
+#: VQ-VAE +0.35 dB PSNR (+0.40 with all eight, at twice the time) on 48 training-atlas slices under unseen motion in
+#: a scratch run before the benchmark (which measures it on the held-out test pairs: "4 flips" rows).
+DEFAULT_SYMMETRIES = 4
 
 
 def check_magnitude_image(data: np.ndarray) -> np.ndarray:
@@ -69,15 +76,19 @@ def correct_image(
     model: CorrectionModel | None = None,
     batch: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    symmetries: int = DEFAULT_SYMMETRIES,
 ) -> np.ndarray:
     """The motion-corrected image, float32, with the shape of ``data`` ((X, Y) or (X, Y, Z), slices along Z).
 
     ``prior_strength`` weighs the prior of motion-free anatomy against the encoder (0: no guidance).
-    ``progress(done, total)`` is called after each batch of slices.
+    ``symmetries`` (1, 2, 4 or 8): how many flips/quarter turns of each slice the correction is averaged over
+    (1: none; the time grows in proportion). ``progress(done, total)`` is called after each batch of slices.
     """
     strength = float(prior_strength)
     if not np.isfinite(strength) or strength < 0:
         raise MrMotionError(f"prior strength must be a finite number ≥ 0, got {prior_strength!r}")
+    if isinstance(symmetries, bool) or symmetries not in SYMMETRY_COUNTS:
+        raise MrMotionError(f"symmetries must be one of {', '.join(map(str, SYMMETRY_COUNTS))}, got {symmetries!r}")
     image = check_magnitude_image(data)
     model = model or default_model()
     volume = image[..., None] if image.ndim == 2 else image
@@ -91,7 +102,9 @@ def correct_image(
             inputs.append(to_working_grid(normalised, 1.0)[0])
             scales.append(scale)
         tensor = torch.from_numpy(np.stack(inputs)[:, None].astype(np.float32))
-        corrected = correct_batch(model.vqvae, model.prior, tensor, strength)[:, 0].numpy()
+        corrected = symmetrised(
+            lambda images: correct_batch(model.vqvae, model.prior, images, strength), tensor, symmetries
+        )[:, 0].numpy()
         for index, pixels, scale in zip(indices, corrected, scales, strict=True):
             if np.any(volume[:, :, index] > 0):
                 out[:, :, index] = np.clip(from_working_grid(pixels, volume.shape[:2]), 0, None) * scale

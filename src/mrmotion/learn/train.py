@@ -33,6 +33,7 @@ from mrmotion.errors import MrMotionError
 from mrmotion.io.weights import resume_checkpoint, save_checkpoint, truncate_log, write_weights
 from mrmotion.learn import data
 from mrmotion.learn.prior import CodePrior, PriorConfig
+from mrmotion.learn.symmetry import dihedral
 from mrmotion.learn.unet import UNet
 from mrmotion.learn.vqvae import HierarchicalVQVAE, VQConfig, code_usage
 
@@ -88,12 +89,6 @@ def validation_pairs(
     """Held-out images with the training motion (sudden, moderate): the number watched during training."""
     images = data.mni_slices("test") + (data.atlas_slices(atlas_root, "test") if atlas_root else [])
     return data.make_pairs(images, count, ("sudden",), ("moderate",), seed)
-
-
-def dihedral(images: torch.Tensor, which: int) -> torch.Tensor:
-    """One of the eight flips/quarter turns of the square (``which`` in 0…7) of (B, C, H, W) images."""
-    out = torch.rot90(images, which % 4, dims=(2, 3))
-    return torch.flip(out, dims=(3,)) if which >= 4 else out
 
 
 def _batch(pairs: dict[str, np.ndarray], config: CorrectConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
