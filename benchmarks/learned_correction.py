@@ -17,7 +17,8 @@ Methods, on the same pairs:
 SSIM, PSNR and NRMSE against the clean slice (``mrmotion.report.metrics.image_quality``: NRMSE inside the head,
 PSNR and SSIM over the whole field of view), mean per family and severity. For the unseen families at moderate
 severity the same metrics also after each image is rigidly aligned (in-plane shift and rotation, least squares inside
-the head) to the clean slice: the clean slice shows the head in the k-space-energy-weighted mean pose of the scan
+the head) to the clean slice: the clean slice shows the head in the mean pose of the scan, each sample's pose
+weighted by |k|²|s(k)|²
 (``learn.data.REFERENCE``), but what a corrupted image shows is not exactly that, a small offset no image-only
 method can know; the aligned numbers are the artefact that remains once that offset is set aside. Also seconds per
 256 × 256 slice of ``correct_image`` (resampling included). ``--sweep`` first scores several prior strengths on

@@ -29,8 +29,8 @@ from mrmotion.learn.symmetry import SYMMETRY_COUNTS, symmetrised
 
 #: prior strength used when none is given: the best on training-family validation pairs
 #: (``python benchmarks/learned_correction.py --sweep``), or 0 when the best gains less than
-#: :data:`MEASURABLE_SSIM` over 0 (guidance costs about 4× the time). With the shipped weights the best was 0.5,
-#: +0.00003 SSIM and +0.005 dB over 0 (``benchmarks/results/learned_correction.txt``): so 0, no guidance.
+#: :data:`MEASURABLE_SSIM` over 0 (guidance costs about 4× the time). With the shipped weights the best was 0.25,
+#: +0.00001 SSIM and 0.00 dB over 0 (``benchmarks/results/learned_correction.txt``): so 0, no guidance.
 DEFAULT_PRIOR_STRENGTH = 0.0
 #: the smallest SSIM difference the sweep's 40 validation pairs are taken to resolve.
 MEASURABLE_SSIM = 0.001

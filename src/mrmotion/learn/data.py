@@ -9,7 +9,7 @@ k-space, SENSE-1 combination with the true coil maps, complex Gaussian noise) ma
 for a given motion family and severity (:func:`mrmotion.physics.motion_models.random_motion`).
 
 The clean image shows the object in the pose the corrupted image shows: the mean of the poses of the k-space
-samples, each weighted by its energy (:data:`REFERENCE`).
+samples, each weighted by the energy of the image's gradient at its frequency, |k|²|s(k)|² (:data:`REFERENCE`).
 Both images of a pair are divided by the same scale, the 99.5th percentile of the *corrupted* image (what is
 known at inference), so the network sees intensities around [0, 1]. :func:`normalise` is that rule.
 
@@ -43,12 +43,14 @@ HELD_OUT_ATLASES = ("fetal_SB_atlas_GA23_notoperated", "fetal_SB_atlas_GA28_oper
 #: MNI152 axial slice indices (1 mm template, z) kept for testing.
 HELD_OUT_MNI_AXIAL = range(80, 100)
 ORDERS = ("linear", "centric", "interleaved", "random")
-#: the clean image of a pair shows the object in the k-space-energy-weighted mean pose of the scan (the
-#: simulator's ``reference="energy"``), the pose the corrupted image shows. With the first pose as reference,
-#: drift and periodic motion also shift the corrupted image as a whole, an offset no image-only correction can
-#: know; the pose while the k-space centre was sampled (``"centre"``, used up to session 11) misses the pose
-#: when neighbouring lines of similar energy come from other shots (interleaved, random order).
-REFERENCE = "energy"
+#: the clean image of a pair shows the object in the mean pose of the scan, each k-space sample's pose weighted by
+#: |k|²|s(k)|² (the simulator's ``reference="gradient"``): to first order the pose the corrupted image shows
+#: (``benchmarks/reference_pose.py``). With the first pose as reference, drift and periodic motion also shift the
+#: corrupted image as a whole, an offset no image-only correction can know; the pose while the k-space centre was
+#: sampled (``"centre"``, up to session 11) misses the pose when neighbouring lines of similar energy come from
+#: other shots (interleaved, random order); weighting by the energy alone (``"energy"``, session 12) over-weighs
+#: the low frequencies, which a pose offset hardly changes.
+REFERENCE = "gradient"
 
 
 @dataclass(frozen=True)

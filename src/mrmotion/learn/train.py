@@ -258,5 +258,5 @@ def evaluate_prior(network: torch.nn.Module, codes: tuple[torch.Tensor, torch.Te
 SHIPPED = {
     "vqvae": (CorrectConfig(stage="vqvae"), "correct_vqvae.safetensors"),
     "unet": (CorrectConfig(stage="unet"), "correct_unet.safetensors"),
-    "prior": (CorrectConfig(stage="prior", steps=1500, batch=16), "correct_prior.safetensors"),
+    "prior": (CorrectConfig(stage="prior", steps=1500, batch=16, threads=2), "correct_prior.safetensors"),
 }
