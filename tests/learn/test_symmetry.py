@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mrmotion.errors import MrMotionError
 from mrmotion.learn.symmetry import SUBGROUP_ORDER, SYMMETRY_COUNTS, dihedral, symmetrised, undo_dihedral
 
 
@@ -37,9 +38,9 @@ def test_symmetrised_keeps_an_equivariant_map_and_makes_any_map_equivariant():
 
 
 def test_symmetrised_refuses_other_counts_and_non_square_images():
-    for count in (0, 3, 16):
-        with pytest.raises(ValueError, match="symmetries must be one of"):
+    for count in (0, 3, 16, True):
+        with pytest.raises(MrMotionError, match="symmetries must be one of 1, 2, 4, 8"):
             symmetrised(lambda x: x, torch.zeros(1, 1, 4, 4), count)
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(MrMotionError, match="square"):
         symmetrised(lambda x: x, torch.zeros(1, 1, 4, 6), 2)
     assert symmetrised(lambda x: x, torch.ones(1, 1, 4, 6), 1).shape == (1, 1, 4, 6)

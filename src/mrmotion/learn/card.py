@@ -53,10 +53,10 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         "Reproduce: `mrmotion train-correct --atlases ../shared/data/fetal_atlas_spina_bifida -o DIR` (stages vqvae,",
         "unet, prior; the prior needs the VQ-VAE). Evaluate: `python benchmarks/learned_correction.py`.",
         "",
-        "The VQ-VAE and the U-Net ran on one thread each, side by side, the prior on two after them (times below are",
-        "wall times). Validation: 48 held-out pairs with sudden, moderate motion (SSIM and PSNR).",
+        "Times are wall times with the stage's threads (stages may have run side by side). Validation: 48 held-out",
+        "pairs with sudden, moderate motion (SSIM and PSNR).",
         "",
-        "| file | role | parameters | size | steps × batch | lr | wall time | last validation |",
+        "| file | role | parameters | size | steps × batch | lr | wall time (threads) | last validation |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, (config, filename) in SHIPPED.items():
@@ -75,7 +75,7 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         lines.append(
             f"| {filename} | {ROLES[name]} | {meta['parameters']:,} | {meta['bytes'] / 1e6:.1f} MB | "
             f"{summary.get('steps', '?')} × {used.get('batch', '?')} | {used.get('learning_rate', '?')} | "
-            f"{summary.get('seconds', 0) / 60:.0f} min | {last} |"
+            f"{summary.get('seconds', 0) / 60:.0f} min ({used.get('threads', '?')}) | {last} |"
         )
     vq_history = _log((folder / SHIPPED["vqvae"][1]).with_suffix(".log.csv"))
     if vq_history:

@@ -25,7 +25,7 @@ from mrmotion.errors import MrMotionError
 from mrmotion.learn.data import normalise, to_working_grid
 from mrmotion.learn.guided import correct_batch
 from mrmotion.learn.model import CorrectionModel, default_model
-from mrmotion.learn.symmetry import SYMMETRY_COUNTS, symmetrised
+from mrmotion.learn.symmetry import check_symmetries, symmetrised
 
 #: prior strength used when none is given: the best on training-family validation pairs
 #: (``python benchmarks/learned_correction.py --sweep``), or 0 when the best gains less than
@@ -34,9 +34,9 @@ from mrmotion.learn.symmetry import SYMMETRY_COUNTS, symmetrised
 DEFAULT_PRIOR_STRENGTH = 0.0
 #: the smallest SSIM difference the sweep's 40 validation pairs are taken to resolve.
 MEASURABLE_SSIM = 0.001
-#: symmetries of the square the correction is averaged over (1: none; 4: the flips). The four flips gave the
-#: VQ-VAE +0.35 dB PSNR (+0.40 with all eight, at twice the time) on 48 training-atlas slices under unseen motion in
-#: a scratch run before the benchmark (which measures it on the held-out test pairs: "4 flips" rows).
+#: symmetries of the square the correction is averaged over (1: none; 4: the flips). Chosen before the benchmark,
+#: in a scratch run on training-atlas slices; on the held-out test pairs (``benchmarks/learned_correction.py``,
+#: "4 flips" rows) the four flips gave the VQ-VAE +0.31 dB PSNR on the unseen families and the U-Net +0.10 dB.
 DEFAULT_SYMMETRIES = 4
 
 
@@ -87,8 +87,7 @@ def correct_image(
     strength = float(prior_strength)
     if not np.isfinite(strength) or strength < 0:
         raise MrMotionError(f"prior strength must be a finite number ≥ 0, got {prior_strength!r}")
-    if isinstance(symmetries, bool) or symmetries not in SYMMETRY_COUNTS:
-        raise MrMotionError(f"symmetries must be one of {', '.join(map(str, SYMMETRY_COUNTS))}, got {symmetries!r}")
+    check_symmetries(symmetries)  # before any slice is read
     image = check_magnitude_image(data)
     model = model or default_model()
     volume = image[..., None] if image.ndim == 2 else image

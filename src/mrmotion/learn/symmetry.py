@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import torch
 
+from mrmotion.errors import MrMotionError
+
 #: the symmetries in an order whose first 1, 2, 4 and 8 are subgroups: identity; + a flip; the four flips
 #: (identity, half turn, and the flips of either axis); all eight
 SUBGROUP_ORDER = (0, 4, 2, 6, 1, 5, 3, 7)
@@ -32,13 +34,19 @@ def undo_dihedral(images: torch.Tensor, which: int) -> torch.Tensor:
     return torch.rot90(out, -(which % 4), dims=(2, 3))
 
 
+def check_symmetries(count: object) -> int:
+    """``count`` if it is one of :data:`SYMMETRY_COUNTS`, else a :class:`MrMotionError` naming them."""
+    if isinstance(count, bool) or count not in SYMMETRY_COUNTS:
+        raise MrMotionError(f"symmetries must be one of {', '.join(map(str, SYMMETRY_COUNTS))}, got {count!r}")
+    return int(count)
+
+
 def symmetrised(correct: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, count: int) -> torch.Tensor:
     """The mean of ``undo(correct(g · images))`` over the first ``count`` symmetries g of :data:`SUBGROUP_ORDER`
     (``count`` in :data:`SYMMETRY_COUNTS`; 1: ``correct(images)``). Images (B, C, H, W) with H == W."""
-    if count not in SYMMETRY_COUNTS:
-        raise ValueError(f"symmetries must be one of {SYMMETRY_COUNTS}, got {count!r}")
+    check_symmetries(count)
     if count > 1 and images.shape[2] != images.shape[3]:
-        raise ValueError(f"averaging over symmetries needs square images, got {tuple(images.shape)}")
+        raise MrMotionError(f"averaging over symmetries needs square images, got {tuple(images.shape)}")
     total = None
     for which in SUBGROUP_ORDER[:count]:
         out = undo_dihedral(correct(dihedral(images, which)), which)
