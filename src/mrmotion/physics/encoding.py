@@ -205,7 +205,9 @@ class MotionEncoding:
             self.order = np.argsort(cluster_of_state[states] * len(transforms) + states, kind="stable")
             sorted_states = states[self.order]
             runs = _runs(sorted_states)
-        self.bounds = np.concatenate([[0], np.cumsum(per_cluster)])  # the samples are sorted by cluster
+        # the samples are sorted by renumbered cluster: the counts in that order (a group may join clusters that are
+        # not consecutive, e.g. {1, 3} then {2})
+        self.bounds = np.concatenate([[0], np.cumsum(per_cluster[order])])
         self.states, self.clusters = len(transforms), len(poses)
         self.coils = weights.shape[1]
         self.rank = sum(group.rank for group in self._groups)
