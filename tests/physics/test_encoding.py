@@ -112,27 +112,33 @@ def test_every_split_into_groups_is_exact(tolerances, monkeypatch):
     assert abs(left - right) <= 1e-9 * abs(right)
 
 
+def away_and_back(rng, back_mm: float):
+    """A random object scanned in poses A, B, then A moved by ``back_mm`` (x), over unequal blocks of samples in
+    time order: (grid, rho, k, times, motion, coils)."""
+    grid = oblique_grid((8, 7, 6), rng)
+    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    k, times = rng.normal(size=(180, 3)) * 0.5, np.sort(rng.uniform(0, 9, 180))
+    a = transform_from_euler([4.0, -3.0, 2.0], [2.0, -1.0, 3.0])
+    b = transform_from_euler([-6.0, 5.0, 1.0], [-3.0, 2.0, -2.0])
+    back = make_transform(np.eye(3), [back_mm, 0.0, 0.0]) @ a
+    motion = MotionTrajectory(np.array([0.0, 2.0, 7.0]), np.stack([a, b, back]), end_s=9.0)
+    return grid, rho, k, times, motion, GaussianCoils(rng, 3)
+
+
 def test_a_group_of_clusters_that_are_not_consecutive_stays_exact(monkeypatch):
     """Poses A, B, then A' (0.3 mm from A): three clusters, and the groups {A, A'} and {B}. The samples are sorted by
     group, so each cluster's block must be counted in the groups' order, not in the clusters' (a CI failure of the
     random-split test above: the blocks were shifted whenever a group joined clusters that were not consecutive)."""
     monkeypatch.setattr(coil_weighting, "GROUP_TOLERANCES_MM", (2.0,))
     rng = np.random.default_rng()
-    grid = oblique_grid((8, 7, 6), rng)
-    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
-    k, times = rng.normal(size=(180, 3)) * 0.5, np.sort(rng.uniform(0, 9, 180))
-    a = transform_from_euler([4.0, -3.0, 2.0], [2.0, -1.0, 3.0])
-    b = transform_from_euler([-6.0, 5.0, 1.0], [-3.0, 2.0, -2.0])
-    a_again = make_transform(np.eye(3), [0.3, 0.0, 0.0]) @ a
-    motion = MotionTrajectory(np.array([0.0, 2.0, 7.0]), np.stack([a, b, a_again]), end_s=9.0)  # unequal blocks
-    coils = GaussianCoils(rng, 3)
+    grid, rho, k, times, motion, coils = away_and_back(rng, 0.3)
     operator = MotionEncoding(
         grid, k, times, motion, coils, eps=1e-12, coarse_spacing_mm=0.5, rank_tol=1e-14, cluster_tol_mm=0.0
     )
     assert [list(group.clusters) for group in operator._groups] == [[0, 2], [1]]
     reference = brute_force(grid, rho, k, times, motion, coils)
     assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
-    y = rng.normal(size=(operator.coils, 180)) + 1j * rng.normal(size=(operator.coils, 180))
+    y = rng.normal(size=(operator.coils, len(k))) + 1j * rng.normal(size=(operator.coils, len(k)))
     left, right = np.vdot(operator.forward(rho), y), np.vdot(rho, operator.adjoint(y))
     assert abs(left - right) <= 1e-9 * abs(right)
 
@@ -140,14 +146,7 @@ def test_a_group_of_clusters_that_are_not_consecutive_stays_exact(monkeypatch):
 def test_a_pose_the_head_returns_to_shares_its_cluster_and_stays_exact():
     """Poses A, B, then A again, in acquisition (time) order: the last state joins A's cluster, so the samples sorted
     by cluster are no longer sorted by state. Every sample must still get its own state's coordinate and phase."""
-    rng = np.random.default_rng()
-    grid = oblique_grid((8, 9, 7), rng)
-    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
-    k, times = rng.normal(size=(240, 3)) * 0.5, np.sort(rng.uniform(0, 9, 240))
-    a = transform_from_euler([4.0, -3.0, 2.0], [2.0, -1.0, 3.0])
-    b = transform_from_euler([-6.0, 5.0, 1.0], [-3.0, 2.0, -2.0])
-    motion = MotionTrajectory(np.array([0.0, 3.0, 6.0]), np.stack([a, b, a]), end_s=9.0)
-    coils = GaussianCoils(rng, 3)
+    grid, rho, k, times, motion, coils = away_and_back(np.random.default_rng(), 0.0)
     operator = MotionEncoding(grid, k, times, motion, coils, eps=1e-12, coarse_spacing_mm=0.5, rank_tol=1e-14)
     assert operator.clusters == 2 and operator.order is not None
     reference = brute_force(grid, rho, k, times, motion, coils)
