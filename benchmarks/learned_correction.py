@@ -23,7 +23,8 @@ weighted by |k|²|s(k)|²
 method can know; the aligned numbers are the artefact that remains once that offset is set aside. Also seconds per
 256 × 256 slice of ``correct_image`` (resampling included). ``--sweep`` first scores several prior strengths on
 *training*-family validation pairs (sudden, moderate; other seeds) and, unless ``--strength`` is given, uses the
-best for the guided column; the CLI's default is that best unless it gains less than
+best positive strength for the guided column (so it always shows guidance; without a sweep: the CLI's default, or 1
+when that is 0); the CLI's default is the sweep's best (0 included) unless it gains less than
 ``learn.correct.MEASURABLE_SSIM`` over strength 0 (then 0).
 Writes ``benchmarks/results/learned_correction.{txt,json,png}``.
 
@@ -100,7 +101,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=40, help="pairs per family and severity")
-    parser.add_argument("--strength", type=float, default=None, help="prior strength (default: the CLI's)")
+    parser.add_argument("--strength", type=float, default=None, help="prior strength of the guided column")
     parser.add_argument("--sweep", action="store_true", help="also sweep the prior strength on validation pairs")
     parser.add_argument("--weights", type=Path, default=None, help="weights folder (default: shipped)")
     parser.add_argument("--tag", default="", help="suffix of the result files")
@@ -128,8 +129,12 @@ def main() -> None:
             results["sweep"][str(value)] = q
             sweep_lines.append(f"  strength {value:4.2f}: SSIM {q['ssim']:.4f}  PSNR {q['psnr_db']:.2f} dB")
     best = max(results["sweep"], key=lambda k: results["sweep"][k]["ssim"]) if results["sweep"] else None
-    strength = args.strength if args.strength is not None else (float(best) if best else DEFAULT_PRIOR_STRENGTH)
-    results["strength"] = strength
+    # the guided column always guides: the best positive strength of the sweep (equal to 0's output otherwise)
+    positive = [k for k in results["sweep"] if float(k) > 0]
+    best_positive = max(positive, key=lambda k: results["sweep"][k]["ssim"]) if positive else None
+    fallback = DEFAULT_PRIOR_STRENGTH if DEFAULT_PRIOR_STRENGTH > 0 else 1.0
+    strength = args.strength if args.strength is not None else float(best_positive or fallback)
+    results["strength"], results["best_strength"] = strength, float(best) if best is not None else None
     sources = f"{'fetal atlases + ' if ATLASES.is_dir() else ''}MNI152 band"
     machine = platform.processor() or platform.machine()
     lines = [f"held-out slices: {len(images)} ({sources}); {args.pairs} pairs per family and severity; {machine}"]
@@ -188,7 +193,9 @@ def main() -> None:
         lines.append(f"seconds per 256×256 slice, {method} (correct_image, 2 threads): {seconds:.3f}")
     lines += sweep_lines
     if best is not None and args.strength is None:
-        lines.append(f"  guided column above uses the best of the sweep: {strength:g}")
+        lines.append(
+            f"  best of the sweep: {float(best):g}; the guided column above uses the best positive, {strength:g}"
+        )
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)

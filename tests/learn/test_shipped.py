@@ -56,3 +56,16 @@ def test_shipped_vqvae_decodes_from_its_codes(held_out_pairs):
     real = np.mean([image_quality(o, c)["psnr_db"] for o, c in zip(out.image[:, 0].numpy(), clean, strict=True)])
     fake = np.mean([image_quality(o, c)["psnr_db"] for o, c in zip(scrambled[:, 0].numpy(), clean, strict=True)])
     assert fake < real - 6.0, (real, fake)
+
+
+def test_train_correct_defaults_are_what_the_shipped_weights_were_trained_with():
+    """`mrmotion train-correct` reproduces the shipped weights: its configurations equal those in their metadata."""
+    from dataclasses import asdict
+
+    from mrmotion.io.weights import weights_metadata
+    from mrmotion.learn.model import weights_folder
+    from mrmotion.learn.train import SHIPPED
+
+    for name, (config, filename) in SHIPPED.items():
+        used = weights_metadata(weights_folder() / filename)["config"]
+        assert {**used, "extended_from": used.get("extended_from", 0)} == asdict(config), name

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from mrmotion.cli import app
 from mrmotion.errors import MrMotionError
+from mrmotion.io.weights import weights_metadata
 from mrmotion.learn import data, train
 from mrmotion.learn.card import write_card
 from mrmotion.learn.correct import correct_image
@@ -87,6 +88,31 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
     assert len((tmp_path / "resumed.log.csv").read_text().splitlines()) == 5
     with pytest.raises(MrMotionError, match="different configuration"):
         train.train(replace(config, learning_rate=0.5), None, tmp_path / "resumed.safetensors", resume=True)
+
+
+def test_learning_rate_is_one_cosine_or_a_cosine_then_the_extension():
+    config = replace(train.SHIPPED["unet"][0], steps=10, extended_from=0, learning_rate=1.0)
+    assert train.learning_rate(config, 0) == 1.0 and train.learning_rate(config, 5) == pytest.approx(0.5)
+    extended = replace(config, extended_from=4)
+    assert train.learning_rate(extended, 2) == pytest.approx(0.5)  # the first cosine, over 4 steps
+    assert train.learning_rate(extended, 5) == pytest.approx(train.learning_rate(config, 5))  # then the one over 10
+    for first in (10, 12):  # not shorter than the run: one cosine
+        assert train.learning_rate(replace(config, extended_from=first), 2) == train.learning_rate(config, 2)
+
+
+def test_a_finished_run_extended_with_more_steps_equals_the_extended_schedule_in_one_run(tmp_path):
+    """Train 2 steps, then --steps 4 --resume: the same weights as one run with steps=4, extended_from=2 (how the
+    shipped weights' schedule is written down)."""
+    config = replace(train.SHIPPED["unet"][0], **{**TINY, "steps": 2}, extended_from=0)
+    train.train(config, None, tmp_path / "twice.safetensors")
+    train.train(replace(config, steps=4), None, tmp_path / "twice.safetensors", resume=True)
+    train.train(replace(config, steps=4, extended_from=2), None, tmp_path / "once.safetensors")
+    a, b = load_unet(tmp_path / "twice.safetensors"), load_unet(tmp_path / "once.safetensors")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(x, y, msg=name)
+    assert weights_metadata(tmp_path / "twice.safetensors")["config"]["extended_from"] == 2  # the card says so
+    rates = [row.split(",")[2] for row in (tmp_path / "twice.log.csv").read_text().splitlines()[1:]]
+    assert rates == [row.split(",")[2] for row in (tmp_path / "once.log.csv").read_text().splitlines()[1:]]
 
 
 def test_prior_stage_needs_the_vqvae_and_unknown_stages_are_refused(tmp_path):

@@ -51,7 +51,9 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         "the adult part of the test is a weak test of new anatomy).",
         "",
         "Reproduce: `mrmotion train-correct --atlases ../shared/data/fetal_atlas_spina_bifida -o DIR` (stages vqvae,",
-        "unet, prior; the prior needs the VQ-VAE). Evaluate: `python benchmarks/learned_correction.py`.",
+        'unet, prior; the prior needs the VQ-VAE). A stage "extended" below ran a cosine schedule to its first',
+        "step count, then was resumed with more steps (`--steps N --resume`, the cosine over N continuing from there);",
+        "the command's default schedule does the same in one run. Evaluate: `python benchmarks/learned_correction.py`.",
         "",
         "Times are wall times with the stage's threads (stages may have run side by side). Validation: 48 held-out",
         "pairs with sudden, moderate motion (SSIM and PSNR).",
@@ -67,6 +69,9 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         meta = weights_metadata(path)
         summary, used = meta["summary"], meta["config"]
         history = _log(path.with_suffix(".log.csv"))
+        steps = f"{summary.get('steps', '?')} × {used.get('batch', '?')}"
+        if 0 < used.get("extended_from", 0) < used.get("steps", 0):
+            steps += f" (a cosine to {used['extended_from']}, then extended)"
         last = "—"
         if history:
             last = f"{float(history[-1]['validation']):.3f} ({VALIDATION[name]}, step {history[-1]['step']})"
@@ -74,7 +79,7 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
                 last += f", {float(history[-1]['validation_psnr']):.2f} dB PSNR"
         lines.append(
             f"| {filename} | {ROLES[name]} | {meta['parameters']:,} | {meta['bytes'] / 1e6:.1f} MB | "
-            f"{summary.get('steps', '?')} × {used.get('batch', '?')} | {used.get('learning_rate', '?')} | "
+            f"{steps} | {used.get('learning_rate', '?')} | "
             f"{summary.get('seconds', 0) / 60:.0f} min ({used.get('threads', '?')}) | {last} |"
         )
     vq_history = _log((folder / SHIPPED["vqvae"][1]).with_suffix(".log.csv"))
@@ -106,9 +111,10 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
 
             sweep = results["sweep"]
             gain = max(v["ssim"] for v in sweep.values()) - sweep["0.0"]["ssim"]
+            best = results.get("best_strength", results["strength"])
             lines += ["", "Prior strength on training-family validation pairs (SSIM): " + ", ".join(
                 f"{float(k):g}: {v['ssim']:.4f}" for k, v in sweep.items()
-            ) + f". The best, {results['strength']:g}, gains {gain:.5f} SSIM over 0; `mrmotion correct` uses "
+            ) + f". The best, {best:g}, gains {gain:.5f} SSIM over 0; `mrmotion correct` uses "
                 f"{DEFAULT_PRIOR_STRENGTH:g} (the best unless it gains less than {MEASURABLE_SSIM:g})."]  # fmt: skip
     return "\n".join(lines) + "\n"
 

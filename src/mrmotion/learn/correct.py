@@ -36,7 +36,7 @@ DEFAULT_PRIOR_STRENGTH = 0.0
 MEASURABLE_SSIM = 0.001
 #: symmetries of the square the correction is averaged over (1: none; 4: the flips). Chosen before the benchmark,
 #: in a scratch run on training-atlas slices; on the held-out test pairs (``benchmarks/learned_correction.py``,
-#: "4 flips" rows) the four flips gave the VQ-VAE +0.31 dB PSNR on the unseen families and the U-Net +0.10 dB.
+#: "4 flips" rows) the four flips gave the VQ-VAE +0.23 dB PSNR on the unseen families and the U-Net +0.09 dB.
 DEFAULT_SYMMETRIES = 4
 
 
