@@ -30,6 +30,13 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def assert_same_unet(first, second) -> None:
+    """The two U-Net weights files hold the same tensors."""
+    a, b = load_unet(first), load_unet(second)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(x, y, msg=name)
+
+
 @pytest.fixture(autouse=True)
 def phantom_data(monkeypatch, phantom_slices):
     """Phantom slices instead of the MNI template, so a training run takes seconds."""
@@ -82,9 +89,7 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
         train.train(config, None, tmp_path / "resumed.safetensors", progress=stop)
     assert not (tmp_path / "resumed.safetensors").exists()
     train.train(config, None, tmp_path / "resumed.safetensors", resume=True)
-    a, b = load_unet(tmp_path / "straight.safetensors"), load_unet(tmp_path / "resumed.safetensors")
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-        torch.testing.assert_close(x, y, msg=name)
+    assert_same_unet(tmp_path / "straight.safetensors", tmp_path / "resumed.safetensors")
     assert len((tmp_path / "resumed.log.csv").read_text().splitlines()) == 5
     with pytest.raises(MrMotionError, match="different configuration"):
         train.train(replace(config, learning_rate=0.5), None, tmp_path / "resumed.safetensors", resume=True)
@@ -107,9 +112,7 @@ def test_a_finished_run_extended_with_more_steps_equals_the_extended_schedule_in
     train.train(config, None, tmp_path / "twice.safetensors")
     train.train(replace(config, steps=4), None, tmp_path / "twice.safetensors", resume=True)
     train.train(replace(config, steps=4, extended_from=2), None, tmp_path / "once.safetensors")
-    a, b = load_unet(tmp_path / "twice.safetensors"), load_unet(tmp_path / "once.safetensors")
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-        torch.testing.assert_close(x, y, msg=name)
+    assert_same_unet(tmp_path / "twice.safetensors", tmp_path / "once.safetensors")
     assert weights_metadata(tmp_path / "twice.safetensors")["config"]["extended_from"] == 2  # the card says so
     rates = [row.split(",")[2] for row in (tmp_path / "twice.log.csv").read_text().splitlines()[1:]]
     assert rates == [row.split(",")[2] for row in (tmp_path / "once.log.csv").read_text().splitlines()[1:]]

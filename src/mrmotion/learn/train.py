@@ -68,8 +68,9 @@ class CorrectConfig:
 def learning_rate(config: CorrectConfig, step: int) -> float:
     """Adam's learning rate at ``step`` (0-based): ``lr · (1 + cos(π step / L)) / 2``, with L = ``extended_from``
     for the steps before it when the run was extended past a first cosine of that length, else L = ``steps``."""
-    length = config.extended_from if 0 < config.extended_from < config.steps and step < config.extended_from else None
-    return config.learning_rate * 0.5 * (1 + math.cos(math.pi * step / (length or config.steps)))
+    first = 0 < config.extended_from < config.steps and step < config.extended_from
+    length = config.extended_from if first else config.steps
+    return config.learning_rate * 0.5 * (1 + math.cos(math.pi * step / length))
 
 
 def training_pairs(
