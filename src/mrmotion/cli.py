@@ -15,7 +15,8 @@ from rich.table import Table
 
 from mrmotion.errors import MrMotionError
 
-HELP = """Motion in MRI: tracker calibration, per-slice motion and prospective updates, motion reports.
+HELP = """Motion in MRI: tracker calibration, per-slice motion and prospective updates, exact motion simulation in
+multi-coil k-space, reconstruction with known motion, head pose from 3-D volumes, learned correction of images.
 
 Frames and units used by every command: transforms are 4×4 homogeneous matrices named target_from_source;
 scanner coordinates are patient LPS in millimetres (origin at the isocentre); each slice has a logical frame
@@ -342,6 +343,13 @@ def train_correct(
     ] = None,
     stage: Annotated[str, typer.Option(help="all, vqvae, prior (needs vqvae) or unet (the baseline).")] = "all",
     steps: Annotated[int | None, typer.Option(help="Steps per stage (default: those of the shipped weights).")] = None,
+    finetune_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="The last steps of the VQ-VAE and the U-Net that fine-tune (the VQ-VAE's decoder side only; "
+            "default: the shipped weights', 3000; 0: none)."
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoints in --output.")] = False,
 ) -> None:
     """Train the learned-correction networks on slices corrupted by our own k-space simulator.
@@ -362,11 +370,24 @@ def train_correct(
         raise MrMotionError(f"output folder {output} does not exist")
     if steps is not None and steps < 1:
         raise MrMotionError(f"--steps must be at least 1, got {steps}")
+    if finetune_steps is not None and finetune_steps < 0:
+        raise MrMotionError(f"--finetune-steps must be at least 0, got {finetune_steps}")
     chosen = list(SHIPPED) if stage == "all" else [stage]
+    configs = {}
+    for name in chosen:
+        config, _ = SHIPPED[name]
+        config = replace(config, steps=steps) if steps is not None else config
+        if finetune_steps is not None and name != "prior":
+            config = replace(config, finetune_steps=finetune_steps)
+        if config.finetune_steps >= config.steps:
+            raise MrMotionError(
+                f"{name}: --steps {config.steps} leaves no steps before the {config.finetune_steps} fine-tuning "
+                "steps; give more steps or a smaller --finetune-steps (0: no fine-tuning)"
+            )
+        configs[name] = config
     with Progress(console=console) as bar:
-        for name in chosen:
-            config, filename = SHIPPED[name]
-            config = replace(config, steps=steps) if steps is not None else config
+        for name, config in configs.items():
+            filename = SHIPPED[name][1]
             pairs_task = bar.add_task("simulating training pairs", total=config.pairs)
             task = bar.add_task(name, total=config.steps)
             summary = train(

@@ -131,3 +131,35 @@ def test_detail_path_is_local_and_optional(vqvae):
     with torch.no_grad():
         out = plain(images)
         torch.testing.assert_close(plain.decode_codes(out.top, out.bottom, poked), out.image)  # codes only
+
+
+def test_freeze_encoder_trains_the_decoder_side_only_and_keeps_the_codes():
+    """After freeze_encoder, training steps change the decoder side only: the codebooks get no EMA updates (the
+    quantisers stay in eval mode in train()), so every image keeps its codes; the detail path is never dropped."""
+    torch.manual_seed(1)
+    model = HierarchicalVQVAE(SMALL)
+    model(torch.rand(4, 1, 32, 32))  # k-means initialisation
+    images = torch.rand(6, 1, 32, 32)
+    with torch.no_grad():
+        before = model.eval()(images)
+    encoder = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("upsample_top", "decode.",
+                                                                                        "detail", "fuse"))}  # fmt: skip
+    decoder = {k: v.clone() for k, v in model.state_dict().items() if k not in encoder}
+    model.freeze_encoder()
+    model.train()
+    assert not model.quantise_top.training and not model.encode_bottom.training and model.decode.training
+    with torch.no_grad():  # detail dropout off: two passes in training mode give the same image
+        torch.testing.assert_close(model(images).image, model(images).image)
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        loss = (model(torch.rand(4, 1, 32, 32)).image - 0.5).abs().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    state = model.state_dict()
+    for key, value in encoder.items():
+        torch.testing.assert_close(state[key], value, msg=key)
+    assert any(not torch.equal(state[key], value) for key, value in decoder.items())
+    with torch.no_grad():
+        after = model.eval()(images)
+    assert torch.equal(after.top, before.top) and torch.equal(after.bottom, before.bottom)

@@ -64,8 +64,8 @@ def test_train_correct_defaults_are_what_the_shipped_weights_were_trained_with()
 
     from mrmotion.io.weights import weights_metadata
     from mrmotion.learn.model import weights_folder
-    from mrmotion.learn.train import SHIPPED
+    from mrmotion.learn.train import ADDED_KEYS, SHIPPED
 
     for name, (config, filename) in SHIPPED.items():
         used = weights_metadata(weights_folder() / filename)["config"]
-        assert {**used, "extended_from": used.get("extended_from", 0)} == asdict(config), name
+        assert {**ADDED_KEYS, **used} == asdict(config), name

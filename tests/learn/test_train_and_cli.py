@@ -21,8 +21,8 @@ from mrmotion.learn.model import FILES, CorrectionModel, load_unet
 from tests.learn.conftest import phantom
 
 runner = CliRunner()
-TINY = {"steps": 3, "batch": 2, "pairs": 6, "vq": {"channels": 16, "top_codes": 16, "bottom_codes": 16,
-                                                    "code_dim": 4, "commitment": 0.25},
+TINY = {"steps": 3, "finetune_steps": 0, "batch": 2, "pairs": 6,
+        "vq": {"channels": 16, "top_codes": 16, "bottom_codes": 16, "code_dim": 4, "commitment": 0.25},
         "unet_width": 4, "prior": {"channels": 8, "layers": 1}}  # fmt: skip
 
 
@@ -91,6 +91,7 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
     train.train(config, None, tmp_path / "resumed.safetensors", resume=True)
     assert_same_unet(tmp_path / "straight.safetensors", tmp_path / "resumed.safetensors")
     assert len((tmp_path / "resumed.log.csv").read_text().splitlines()) == 5
+    assert b"\r" not in (tmp_path / "resumed.log.csv").read_bytes()  # one line ending, before and after the resume
     with pytest.raises(MrMotionError, match="different configuration"):
         train.train(replace(config, learning_rate=0.5), None, tmp_path / "resumed.safetensors", resume=True)
 
@@ -116,6 +117,60 @@ def test_a_finished_run_extended_with_more_steps_equals_the_extended_schedule_in
     assert weights_metadata(tmp_path / "twice.safetensors")["config"]["extended_from"] == 2  # the card says so
     rates = [row.split(",")[2] for row in (tmp_path / "twice.log.csv").read_text().splitlines()[1:]]
     assert rates == [row.split(",")[2] for row in (tmp_path / "once.log.csv").read_text().splitlines()[1:]]
+
+
+def test_learning_rate_of_the_fine_tuning_is_a_fresh_cosine_over_its_steps():
+    config = replace(train.SHIPPED["unet"][0], steps=10, extended_from=0, learning_rate=1.0, finetune_steps=4,
+                     finetune_learning_rate=0.5)  # fmt: skip
+    assert train.main_steps(config) == 6
+    assert train.learning_rate(config, 3) == pytest.approx(0.5)  # the main cosine, over 6 steps
+    assert train.learning_rate(config, 6) == 0.5 and train.learning_rate(config, 8) == pytest.approx(0.25)
+    assert train.learning_rate(replace(config, extended_from=2), 4) == pytest.approx(train.learning_rate(config, 4))
+
+
+def _vq_weights(path):
+    from mrmotion.learn.model import load_vqvae
+
+    return load_vqvae(path).state_dict()
+
+
+def test_vqvae_fine_tuning_keeps_the_codes_and_resumes_exactly(tmp_path, monkeypatch):
+    """steps=6 with finetune_steps=3 in one run equals 3 steps, then --steps 6 --resume with the fine-tuning, and a
+    run stopped during the fine-tuning and resumed; the fine-tuning leaves the encoder and codebooks as they were."""
+    monkeypatch.setattr(train, "CHECKPOINT_EVERY", 2)
+    base = replace(train.SHIPPED["vqvae"][0], **TINY, extended_from=0)
+    config = replace(base, steps=6, finetune_steps=3)
+    train.train(config, None, tmp_path / "once.safetensors")
+    train.train(replace(base, steps=3, finetune_steps=0), None, tmp_path / "twice.safetensors")
+    main = _vq_weights(tmp_path / "twice.safetensors")
+    train.train(config, None, tmp_path / "twice.safetensors", resume=True)
+
+    def stop(done, total, row):
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.train(config, None, tmp_path / "stopped.safetensors", progress=stop)
+    train.train(config, None, tmp_path / "stopped.safetensors", resume=True)  # from the checkpoint at step 4
+    once = _vq_weights(tmp_path / "once.safetensors")
+    for other in ("twice", "stopped"):
+        for key, value in _vq_weights(tmp_path / f"{other}.safetensors").items():
+            torch.testing.assert_close(value, once[key], msg=f"{other}: {key}")
+    decoder = ("upsample_top", "decode.", "detail", "fuse")
+    for key, value in once.items():
+        if not key.startswith(decoder):
+            torch.testing.assert_close(value, main[key], msg=key)
+    assert any(not torch.equal(once[k], main[k]) for k in once if k.startswith(decoder))
+    used = weights_metadata(tmp_path / "twice.safetensors")["config"]
+    assert used["finetune_steps"] == 3 and used["extended_from"] == 0
+
+
+def test_fine_tuning_steps_that_do_not_fit_are_refused(tmp_path):
+    for stage, steps, finetune in (("unet", 3, 3), ("unet", 3, -1), ("prior", 3, 1)):
+        config = replace(train.SHIPPED[stage][0], **{**TINY, "steps": steps, "finetune_steps": finetune})
+        with pytest.raises(MrMotionError, match="finetune_steps"):
+            train.train(config, None, tmp_path / "x.safetensors", vqvae_weights=tmp_path / "none")
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_prior_stage_needs_the_vqvae_and_unknown_stages_are_refused(tmp_path):
@@ -237,3 +292,12 @@ def test_train_correct_command(tmp_path):
     result = invoke("train-correct", "-o", tmp_path, "--stage", "gan")
     assert result.exit_code == 2 and "unknown stage" in result.output
     assert invoke("train-correct", "-o", tmp_path, "--steps", "0").exit_code == 2
+    result = invoke("train-correct", "-o", tmp_path, "--stage", "unet", "--steps", "2", "--finetune-steps", "2")
+    assert result.exit_code == 2 and "no steps before the 2 fine-tuning steps" in result.output
+    result = invoke("train-correct", "-o", tmp_path, "--finetune-steps", "-1")
+    assert result.exit_code == 2 and "--finetune-steps must be at least 0" in result.output
+    unet_weights = (tmp_path / FILES["unet"]).read_bytes()
+    result = invoke("train-correct", "-o", tmp_path, "--stage", "unet", "--steps", "3", "--finetune-steps", "1")
+    assert result.exit_code == 0, result.output
+    assert weights_metadata(tmp_path / FILES["unet"])["config"]["finetune_steps"] == 1
+    assert (tmp_path / FILES["unet"]).read_bytes() != unet_weights

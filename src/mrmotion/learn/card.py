@@ -53,7 +53,9 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         "Reproduce: `mrmotion train-correct --atlases ../shared/data/fetal_atlas_spina_bifida -o DIR` (stages vqvae,",
         'unet, prior; the prior needs the VQ-VAE). A stage "extended" below ran a cosine schedule to its first',
         "step count, then was resumed with more steps (`--steps N --resume`, the cosine over N continuing from there);",
-        "the command's default schedule does the same in one run. Evaluate: `python benchmarks/learned_correction.py`.",
+        "the command's default schedule does the same in one run. The VQ-VAE's last steps fine-tune its decoder side",
+        "with the encoder and codebooks fixed and the detail path always on (the codes, and so the prior, unchanged);",
+        "the U-Net gets the same extra steps. Evaluate: `python benchmarks/learned_correction.py`.",
         "",
         "Times are wall times with the stage's threads (stages may have run side by side). Validation: 48 held-out",
         "pairs with sudden, moderate motion (SSIM and PSNR).",
@@ -70,8 +72,13 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
         summary, used = meta["summary"], meta["config"]
         history = _log(path.with_suffix(".log.csv"))
         steps = f"{summary.get('steps', '?')} × {used.get('batch', '?')}"
-        if 0 < used.get("extended_from", 0) < used.get("steps", 0):
+        finetune = used.get("finetune_steps", 0)
+        if 0 < used.get("extended_from", 0) < used.get("steps", 0) - finetune:
             steps += f" (a cosine to {used['extended_from']}, then extended)"
+        if finetune:
+            part = "the decoder side only, codes fixed" if name == "vqvae" else "all weights"
+            rate = used["finetune_learning_rate"]
+            steps += f"; its last {finetune} fine-tune {part} (a fresh cosine from {rate:g})"
         last = "—"
         if history:
             last = f"{float(history[-1]['validation']):.3f} ({VALIDATION[name]}, step {history[-1]['step']})"

@@ -54,6 +54,11 @@ class CorrectConfig:
     #: does: the first ``extended_from`` steps followed a cosine over that many, the rest the cosine over ``steps``
     #: from there on); 0 or ≥ ``steps``: one cosine over ``steps``.
     extended_from: int = 0
+    #: the last ``finetune_steps`` of ``steps`` start a fresh Adam with a cosine from ``finetune_learning_rate``;
+    #: the VQ-VAE then trains its decoder side only (:meth:`~mrmotion.learn.vqvae.HierarchicalVQVAE.freeze_encoder`:
+    #: codes fixed, detail path always on), the U-Net all of itself (the same extra budget). 0: none.
+    finetune_steps: int = 0
+    finetune_learning_rate: float = 3e-4
     batch: int = 8
     learning_rate: float = 1e-3
     seed: int = 0
@@ -65,11 +70,24 @@ class CorrectConfig:
     prior: dict = field(default_factory=lambda: PriorConfig().to_dict())
 
 
+#: configuration keys added after some weights and checkpoints were written, with what those were trained with
+ADDED_KEYS = {"extended_from": 0, "finetune_steps": 0, "finetune_learning_rate": 3e-4}
+
+
+def main_steps(config: CorrectConfig) -> int:
+    """The steps before the fine-tuning (all of them when there is none)."""
+    return config.steps - config.finetune_steps
+
+
 def learning_rate(config: CorrectConfig, step: int) -> float:
     """Adam's learning rate at ``step`` (0-based): ``lr · (1 + cos(π step / L)) / 2``, with L = ``extended_from``
-    for the steps before it when the run was extended past a first cosine of that length, else L = ``steps``."""
-    first = 0 < config.extended_from < config.steps and step < config.extended_from
-    length = config.extended_from if first else config.steps
+    for the steps before it when the run was extended past a first cosine of that length, else L = the steps before
+    the fine-tuning (:func:`main_steps`); in the fine-tuning, ``finetune_learning_rate`` on a cosine over its steps."""
+    main = main_steps(config)
+    if step >= main:
+        return config.finetune_learning_rate * 0.5 * (1 + math.cos(math.pi * (step - main) / config.finetune_steps))
+    first = 0 < config.extended_from < main and step < config.extended_from
+    length = config.extended_from if first else main
     return config.learning_rate * 0.5 * (1 + math.cos(math.pi * step / length))
 
 
@@ -167,6 +185,11 @@ def train(
 
     if config.stage not in STAGES:
         raise MrMotionError(f"unknown stage {config.stage!r}: expected one of {', '.join(STAGES)}")
+    if not 0 <= config.finetune_steps < config.steps or (config.stage == "prior" and config.finetune_steps):
+        raise MrMotionError(
+            f"finetune_steps must be ≥ 0 and fewer than the steps ({config.steps}), and 0 for the prior; got "
+            f"{config.finetune_steps}"
+        )
     if config.stage == "prior" and (vqvae_weights is None or not Path(vqvae_weights).is_file()):
         raise MrMotionError(f"the prior stage needs the trained VQ-VAE weights; not found: {vqvae_weights}")
     torch.set_num_threads(config.threads)
@@ -185,13 +208,16 @@ def train(
     start, elapsed = 0, 0.0
     resumed = resume and checkpoint.is_file()
     if resumed:
-        # extended_from may differ: a finished run extended (its steps so far followed the first cosine)
+        # the added keys may differ: a finished run extended (its steps so far followed the first cosine) or fine-tuned
         first_steps = torch.load(checkpoint, weights_only=False)["config"]["steps"]
         start, elapsed = resume_checkpoint(
-            checkpoint, network, optimiser, asdict(config), may_change=("extended_from",), defaults={"extended_from": 0}
-        )
-        if config.extended_from == 0 and start == first_steps < config.steps:
+            checkpoint, network, optimiser, asdict(config),
+            may_change=tuple(ADDED_KEYS), defaults=ADDED_KEYS,
+        )  # fmt: skip
+        if config.extended_from == 0 and start == first_steps < main_steps(config):
             config = replace(config, extended_from=start)  # recorded in the weights and the card
+        if start > main_steps(config) and isinstance(network, HierarchicalVQVAE):
+            network.freeze_encoder()  # stopped during the fine-tuning: its optimiser state was just loaded
     log_path = output.with_suffix(".log.csv")
     columns = ["step", "seconds", "learning_rate", "loss", "validation", "validation_psnr", "top_perplexity",
                "top_dead", "bottom_perplexity", "bottom_dead"]  # fmt: skip
@@ -204,8 +230,12 @@ def train(
     recent_bottom: list[torch.Tensor] = []
     summary: dict = {}
     with log_path.open("a", newline="") as log:
-        writer = csv.writer(log)
+        writer = csv.writer(log, lineterminator="\n")  # as truncate_log writes them: one line ending throughout
         for step in range(start, config.steps):
+            if step == main_steps(config):  # the fine-tuning begins: a fresh Adam (and the VQ-VAE's codes fixed)
+                optimiser.state.clear()
+                if isinstance(network, HierarchicalVQVAE):
+                    network.freeze_encoder()
             rate = learning_rate(config, step)
             for group in optimiser.param_groups:
                 group["lr"] = rate
@@ -275,8 +305,15 @@ def evaluate_prior(network: torch.nn.Module, codes: tuple[torch.Tensor, torch.Te
 
 #: the configuration and file name of each shipped network (``mrmotion train-correct`` reproduces them).
 SHIPPED = {
-    # trained to 5000 steps, then extended to 10000 (validation PSNR was still rising at 5000: the card's curve)
-    "vqvae": (CorrectConfig(stage="vqvae", steps=10_000, extended_from=5000), "correct_vqvae.safetensors"),
-    "unet": (CorrectConfig(stage="unet", steps=10_000, extended_from=5000), "correct_unet.safetensors"),
+    # trained to 5000 steps, then extended to 10000 (validation PSNR was still rising at 5000: the card's curve),
+    # then fine-tuned for 3000 (the VQ-VAE's decoder side with its codes fixed; the U-Net all of it)
+    "vqvae": (
+        CorrectConfig(stage="vqvae", steps=13_000, extended_from=5000, finetune_steps=3000),
+        "correct_vqvae.safetensors",
+    ),
+    "unet": (
+        CorrectConfig(stage="unet", steps=13_000, extended_from=5000, finetune_steps=3000),
+        "correct_unet.safetensors",
+    ),
     "prior": (CorrectConfig(stage="prior", steps=1500, batch=16, threads=2), "correct_prior.safetensors"),
 }

@@ -85,6 +85,12 @@ class VQOutput:
     vq_loss: torch.Tensor
 
 
+#: the modules that map an image to its codes (:meth:`HierarchicalVQVAE.freeze_encoder` fixes them)
+ENCODER_PARTS = (
+    "encode_bottom", "encode_top", "pre_top", "quantise_top", "decode_top", "pre_bottom", "quantise_bottom",
+)  # fmt: skip
+
+
 class HierarchicalVQVAE(nn.Module):
     """Corrupted image → (top, bottom) codes → clean image."""
 
@@ -92,6 +98,7 @@ class HierarchicalVQVAE(nn.Module):
         super().__init__()
         c = config.channels
         self.config = config
+        self.encoder_frozen = False
         self.encode_bottom = nn.Sequential(
             nn.Conv2d(1, c // 2, 4, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(c // 2, c, 4, stride=2, padding=1), ResBlock(c), ResBlock(c),
@@ -119,6 +126,24 @@ class HierarchicalVQVAE(nn.Module):
             if skip
             else None
         )
+
+    def freeze_encoder(self) -> None:
+        """From now on train the decoder side only (``upsample_top``, ``decode``, ``detail``, ``fuse``): the
+        modules of :data:`ENCODER_PARTS` get no gradients and stay in eval mode whatever :meth:`train` is told (no
+        codebook EMA updates or dead-code restarts), so the codes of every image, and the prior trained on them,
+        stay as they are; and the detail path is no longer dropped (``detail_dropout`` made the decoder learn to
+        use the codes; with the codes fixed, it learns to use both)."""
+        self.encoder_frozen = True
+        for name in ENCODER_PARTS:
+            getattr(self, name).requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> HierarchicalVQVAE:
+        super().train(mode)
+        if self.encoder_frozen:
+            for name in ENCODER_PARTS:
+                getattr(self, name).eval()
+        return self
 
     # --- the pieces guided inference needs -------------------------------------------------------------------
     def features(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,7 +190,7 @@ class HierarchicalVQVAE(nn.Module):
         detail = self.detail(image)
         if not with_detail:
             detail = torch.zeros_like(detail)
-        elif self.training and self.config.detail_dropout > 0:
+        elif self.training and self.config.detail_dropout > 0 and not self.encoder_frozen:
             keep = torch.rand(len(image), 1, 1, 1, device=image.device) >= self.config.detail_dropout
             detail = detail * keep
         return self.fuse(torch.cat([decoded, detail], dim=1))

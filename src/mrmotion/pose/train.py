@@ -178,7 +178,7 @@ def train(
     if not new_log:
         truncate_log(log_path, start)
     log = log_path.open("w" if new_log else "a", newline="")
-    writer = csv.writer(log)
+    writer = csv.writer(log, lineterminator="\n")  # as truncate_log writes them: one line ending throughout
     if new_log:
         writer.writerow(["step", "seconds", "learning_rate", "loss", "validation"])
     began = time.perf_counter() - elapsed
