@@ -7,9 +7,10 @@ the random label contrasts of training) at 3 mm, with a skull/scalp shell, uteru
 tissue around it, thick slices (3 mm in plane, 3–4.5 mm slices), bias field, gamma, spin-history bands and noise.
 
 Methods, on the same volumes:
-* ours: localiser + region network averaged over the 12 tetrahedral rotations of the grid (exactly equivariant to
-  them) + one Kabsch fit of the brain's principal axes and the region centroids, refined against the region
-  template of the training atlas of nearest brain size (``mrmotion.pose.template``; shipped weights);
+* ours: localiser + region network averaged over the 4 half-turns of the grid about its axes (exactly equivariant to
+  them; the 12 tetrahedral rotations up to session 15) + one Kabsch fit of the brain's principal axes and the region
+  centroids, refined against the region template of the training atlas of nearest brain size
+  (``mrmotion.pose.template``; shipped weights);
 * ours, closed form only: the same without the template refinement (the ablation);
 * plain CNN: the same networks run once, without the symmetry average (the non-equivariant comparison: same size,
   same training, same template refinement);
@@ -45,7 +46,7 @@ ATLASES = ROOT.parent / "shared" / "data" / "fetal_atlas_spina_bifida"
 RESULTS = ROOT / "benchmarks" / "results"
 FAILURE_DEG = 30.0
 VOXEL_MM = 3.0
-OURS = "ours (regions, 12-rotation average, template-refined)"
+OURS = "ours (regions, 4-rotation average, template-refined)"
 CLOSED_FORM = "ours, closed-form rotation only (no template refinement)"
 REGISTRATION = "registration (SimpleITK, 600 rotations screened)"
 SCREEN_MM = 4.0  # the registration's rotation screen: resolution (mm) and cube side (voxels)

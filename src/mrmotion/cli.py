@@ -166,8 +166,8 @@ def pose_command(
 
     Head frame: origin at the brain centre, axes toward the subject's left, posterior and superior; scanner LPS mm.
     The brain is found first (the volume may be a whole uterus or a head with neck), then nine left–right-symmetric
-    brain regions are segmented (averaged over 12 rotations of the grid: equivariant to them) and the head's rotation
-    is fitted to their centroids. A confidence below 0.5 means: do not drive the scanner with this pose.
+    brain regions are segmented (averaged over the 4 half-turns of the grid: equivariant to them) and the head's
+    rotation is fitted to their centroids. A confidence below 0.5 means: do not drive the scanner with this pose.
     """
     from rich.progress import Progress
 

@@ -100,12 +100,13 @@ def test_symmetrised_network_is_equivariant_to_the_grid_symmetries():
     expected = torch.rot90(symmetrised_probabilities(network, volume, "rotations"), 1, dims=(1, 2))
     assert torch.allclose(symmetrised_probabilities(network, turned, "rotations"), expected, atol=1e-5)
     assert {name: len(grid_symmetries(name)) for name in GROUP_SIZES} == GROUP_SIZES
-    tetrahedral = set(grid_symmetries("tetrahedral"))
-    assert tetrahedral < set(rotations)
-    for a in tetrahedral:  # a group: closed under composition
-        for b in tetrahedral:
-            moved = _apply(_apply(volume, *a), *b)
-            assert any(torch.equal(moved, _apply(volume, *c)) for c in tetrahedral)
+    tetrahedral, klein = set(grid_symmetries("tetrahedral")), set(grid_symmetries("klein"))
+    assert klein < tetrahedral < set(rotations)
+    for group in (tetrahedral, klein):
+        for a in group:  # a group: closed under composition
+            for b in group:
+                moved = _apply(_apply(volume, *a), *b)
+                assert any(torch.equal(moved, _apply(volume, *c)) for c in group)
     with pytest.raises(MrMotionError, match="symmetry group"):
         grid_symmetries("octahedral")
 

@@ -1,0 +1,70 @@
+"""Which symmetry group the region network is averaged over (``mrmotion.pose.estimate.GROUPS``): chosen on scouts of
+the TRAINING atlases (never the held-out ones), with the shipped weights. For each group, the same scouts (3 mm, as
+``benchmarks/pose.py`` makes them): median and 95th-percentile rotation error, failures (> 30°), seconds per volume.
+
+Writes ``benchmarks/results/pose_symmetry_groups.txt``.
+
+    python benchmarks/pose_symmetry_groups.py [--per-atlas 8] [--groups tetrahedral klein]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pose as pose_benchmark  # noqa: E402  (test volumes and the geodesic, as benchmarks/pose.py makes them)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--per-atlas", type=int, default=8, help="scouts per training atlas")
+    parser.add_argument("--groups", nargs="+", default=["tetrahedral", "klein"])
+    parser.add_argument("--seed", type=int, default=77)
+    args = parser.parse_args()
+    if not pose_benchmark.ATLASES.is_dir():
+        sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
+
+    import torch
+
+    from mrmotion.pose import estimate, synth
+    from mrmotion.pose.train import HELD_OUT
+
+    torch.set_num_threads(2)
+    model = estimate.PoseModel.load()
+    folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name not in HELD_OUT]
+    lines = [f"{args.per_atlas} scouts of each of {len(folders)} training atlases (3 mm, as benchmarks/pose.py makes "
+             "them), shipped weights; the same scouts for every group", "",
+             f"{'group':12} {'median °':>9} {'p95 °':>7} {'failures':>9} {'s / volume':>11}"]  # fmt: skip
+    for group in args.groups:
+        estimate.GROUPS["equivariant"] = group
+        rng = np.random.default_rng(args.seed)
+        errors, seconds = [], []
+        for folder in folders:
+            _, t2 = synth.fetal_t2_subject(folder)
+            for _ in range(args.per_atlas):
+                data, grid, truth = pose_benchmark.test_volume(t2, rng)
+                began = time.perf_counter()
+                try:
+                    pose = estimate.estimate_pose(data, grid, model).scanner_from_head
+                    error = pose_benchmark.geodesic_deg(pose, truth)
+                except Exception:  # no brain found: a failure
+                    error = 180.0
+                seconds.append(time.perf_counter() - began)
+                errors.append(error)
+        errors = np.array(errors)
+        lines.append(f"{group:12} {np.median(errors):9.2f} {np.percentile(errors, 95):7.1f} "
+                     f"{100 * np.mean(errors > 30):8.1f}% {np.mean(seconds):11.3f}")  # fmt: skip
+        print(lines[-1], flush=True)
+    text = "\n".join(lines)
+    out = pose_benchmark.RESULTS / "pose_symmetry_groups.txt"
+    out.write_text(f"# command: python benchmarks/pose_symmetry_groups.py\n{text}\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
