@@ -7,9 +7,9 @@ the random label contrasts of training) at 3 mm, with a skull/scalp shell, uteru
 tissue around it, thick slices (3 mm in plane, 3–4.5 mm slices), bias field, gamma, spin-history bands and noise.
 
 Methods, on the same volumes:
-* ours: localiser + region network averaged over the 4 half-turns of the grid about its axes (exactly equivariant to
-  them; the 12 tetrahedral rotations up to session 15) + one Kabsch fit of the brain's principal axes and the region
-  centroids, refined against the region template of the training atlas of nearest brain size
+* ours: localiser + region network averaged over the identity and the 3 half-turns of the grid about its axes (exactly
+  equivariant to them; the 12 tetrahedral rotations up to session 15) + one Kabsch fit of the brain's principal axes
+  and the region centroids, refined against the region template of the training atlas of nearest brain size
   (``mrmotion.pose.template``; shipped weights);
 * ours, closed form only: the same without the template refinement (the ablation);
 * plain CNN: the same networks run once, without the symmetry average (the non-equivariant comparison: same size,

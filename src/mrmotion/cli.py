@@ -166,8 +166,9 @@ def pose_command(
 
     Head frame: origin at the brain centre, axes toward the subject's left, posterior and superior; scanner LPS mm.
     The brain is found first (the volume may be a whole uterus or a head with neck), then nine left–right-symmetric
-    brain regions are segmented (averaged over the 4 half-turns of the grid: equivariant to them) and the head's
-    rotation is fitted to their centroids. A confidence below 0.5 means: do not drive the scanner with this pose.
+    brain regions are segmented (averaged over the identity and the 3 half-turns of the grid: equivariant to them)
+    and the head's rotation is fitted to their centroids. A confidence below 0.5 means: do not drive the scanner with
+    this pose.
     """
     from rich.progress import Progress
 
@@ -362,7 +363,7 @@ def train_correct(
     from rich.progress import Progress
 
     from mrmotion.learn.card import write_card
-    from mrmotion.learn.train import SHIPPED, train
+    from mrmotion.learn.train import SHIPPED, finetune_problem, train
 
     if stage not in ("all", *SHIPPED):
         raise MrMotionError(f"unknown stage {stage!r}: expected all, {', '.join(SHIPPED)}")
@@ -370,8 +371,6 @@ def train_correct(
         raise MrMotionError(f"output folder {output} does not exist")
     if steps is not None and steps < 1:
         raise MrMotionError(f"--steps must be at least 1, got {steps}")
-    if finetune_steps is not None and finetune_steps < 0:
-        raise MrMotionError(f"--finetune-steps must be at least 0, got {finetune_steps}")
     chosen = list(SHIPPED) if stage == "all" else [stage]
     configs = {}
     for name in chosen:
@@ -379,11 +378,8 @@ def train_correct(
         config = replace(config, steps=steps) if steps is not None else config
         if finetune_steps is not None and name != "prior":
             config = replace(config, finetune_steps=finetune_steps)
-        if config.finetune_steps >= config.steps:
-            raise MrMotionError(
-                f"{name}: --steps {config.steps} leaves no steps before the {config.finetune_steps} fine-tuning "
-                "steps; give more steps or a smaller --finetune-steps (0: no fine-tuning)"
-            )
+        if problem := finetune_problem(config):  # checked for every stage before any trains
+            raise MrMotionError(f"{name}: {problem}; give more --steps or fewer --finetune-steps (0: none)")
         configs[name] = config
     with Progress(console=console) as bar:
         for name, config in configs.items():

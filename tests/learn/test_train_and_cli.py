@@ -293,9 +293,9 @@ def test_train_correct_command(tmp_path):
     assert result.exit_code == 2 and "unknown stage" in result.output
     assert invoke("train-correct", "-o", tmp_path, "--steps", "0").exit_code == 2
     result = invoke("train-correct", "-o", tmp_path, "--stage", "unet", "--steps", "2", "--finetune-steps", "2")
-    assert result.exit_code == 2 and "no steps before the 2 fine-tuning steps" in result.output
+    assert result.exit_code == 2 and "2 fine-tuning steps do not fit in 2 steps" in result.output
     result = invoke("train-correct", "-o", tmp_path, "--finetune-steps", "-1")
-    assert result.exit_code == 2 and "--finetune-steps must be at least 0" in result.output
+    assert result.exit_code == 2 and "-1 fine-tuning steps do not fit" in result.output
     unet_weights = (tmp_path / FILES["unet"]).read_bytes()
     result = invoke("train-correct", "-o", tmp_path, "--stage", "unet", "--steps", "3", "--finetune-steps", "1")
     assert result.exit_code == 0, result.output

@@ -74,6 +74,15 @@ class CorrectConfig:
 ADDED_KEYS = {"extended_from": 0, "finetune_steps": 0, "finetune_learning_rate": 3e-4}
 
 
+def finetune_problem(config: CorrectConfig) -> str | None:
+    """Why ``config``'s fine-tuning steps cannot be run, or None when they can."""
+    if not 0 <= config.finetune_steps < config.steps:
+        return f"{config.finetune_steps} fine-tuning steps do not fit in {config.steps} steps (0 ≤ fine-tuning < steps)"
+    if config.stage == "prior" and config.finetune_steps:
+        return "the prior has no fine-tuning (finetune_steps must be 0)"
+    return None
+
+
 def main_steps(config: CorrectConfig) -> int:
     """The steps before the fine-tuning (all of them when there is none)."""
     return config.steps - config.finetune_steps
@@ -185,11 +194,8 @@ def train(
 
     if config.stage not in STAGES:
         raise MrMotionError(f"unknown stage {config.stage!r}: expected one of {', '.join(STAGES)}")
-    if not 0 <= config.finetune_steps < config.steps or (config.stage == "prior" and config.finetune_steps):
-        raise MrMotionError(
-            f"finetune_steps must be ≥ 0 and fewer than the steps ({config.steps}), and 0 for the prior; got "
-            f"{config.finetune_steps}"
-        )
+    if problem := finetune_problem(config):
+        raise MrMotionError(f"finetune_steps: {problem}")
     if config.stage == "prior" and (vqvae_weights is None or not Path(vqvae_weights).is_file()):
         raise MrMotionError(f"the prior stage needs the trained VQ-VAE weights; not found: {vqvae_weights}")
     torch.set_num_threads(config.threads)

@@ -8,10 +8,10 @@ of our version of E(3)-Pose.
    voxels) and the sizes are tried again; the most confident pose is kept (the coarse localiser misjudges small
    brains).
 2. **Orient** (:class:`~mrmotion.pose.networks.RegionNet`, :mod:`mrmotion.pose.regions`): a 32³ cube around the
-   brain (brain ≈ 60% of its side) → probabilities of nine left–right-symmetric brain regions, averaged over the 4
-   half-turns of the grid about its axes (exactly equivariant to them) → the proper rotation that best
-   carries the atlas's principal axes and region centroids onto the measured ones (Kabsch; the left–right axis is
-   the pseudovector fixed by det = +1) and the brain centre (the regions' centroid, on a finer grid than the
+   brain (brain ≈ 60% of its side) → probabilities of nine left–right-symmetric brain regions, averaged over
+   the identity and the 3 half-turns of the grid about its axes (exactly equivariant to them) → the proper rotation
+   that best carries the atlas's principal axes and region centroids onto the measured ones (Kabsch; the left–right
+   axis is the pseudovector fixed by det = +1) and the brain centre (the regions' centroid, on a finer grid than the
    localiser's).
 3. **Refine** (:mod:`mrmotion.pose.template`, when the model has region templates, as the shipped one does): the
    rotation that best overlaps the region probabilities with the template of the training atlas of nearest brain
@@ -90,9 +90,10 @@ SIGN_MARGIN_SCALE = 0.4
 TEMPLATE_SCORE_RANGE = (0.30, 0.40)
 #: symmetries of the grid the region network is averaged over, per architecture (regions.grid_symmetries). The
 #: 12 tetrahedral rotations cost half the 24 and were as accurate on training-atlas scouts (both 10% failures, medians
-#: within 0.4°; no average: 20%; benchmarks/pose_fit_settings.py). The 4 half-turns ("klein") cost a third of the 12:
-#: on 96 scouts of the training atlases (benchmarks/results/pose_symmetry_groups.txt) 0.40 s against 0.66 s per
-#: volume, median 3.5° against 3.2°, 95th percentile 9.2° against 10.4°, failures 3.1% both; so they are the default
+#: within 0.4°; no average: 20%; benchmarks/pose_fit_settings.py). The 4 rotations of "klein" (the identity, 3
+#: half-turns) cost a third of the 12: on 96 scouts of the training atlases
+#: (benchmarks/results/pose_symmetry_groups.txt) 0.40 s against 0.66 s per volume, median 3.5° against 3.2°, 95th
+#: percentile 9.2° against 10.4°, failures 3.1% both; so they are the default
 GROUPS = {"equivariant": "klein", "cnn": "identity"}
 
 
@@ -123,8 +124,8 @@ def weights_folder() -> Path:
 class PoseModel:
     """The two networks of the pose estimator and the atlas layout they fit. :meth:`load` reads the shipped weights.
 
-    ``arch`` "equivariant" averages the region network over the 4 half-turns of the grid about its axes (exactly
-    equivariant to them); "cnn" runs it once (the plain CNN: the same network, no symmetry)."""
+    ``arch`` "equivariant" averages the region network over the identity and the 3 half-turns of the grid about its
+    axes (exactly equivariant to them); "cnn" runs it once (the plain CNN: the same network, no symmetry)."""
 
     localiser: torch.nn.Module
     regions: torch.nn.Module

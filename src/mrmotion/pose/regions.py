@@ -9,8 +9,8 @@ per-voxel target that a small 3-D U-Net learns quickly, and a rotation follows f
    superior–inferior axes through the brain's centroid; ventricles; cerebellum; brainstem; deep grey matter. None of
    them tells left from right, so mirror images of the head get the same labels: the left–right symmetry of the head
    cannot confuse the network. Averaging the network over a group of the voxel grid's symmetries
-   (:func:`symmetrised_probabilities`: up to all 48, rotations and reflections; the shipped pose uses the 4
-   half-turns about the grid's axes) makes the segmentation exactly equivariant to them.
+   (:func:`symmetrised_probabilities`: up to all 48, rotations and reflections; the shipped pose uses the
+   identity and the 3 half-turns about the grid's axes) makes the segmentation exactly equivariant to them.
 2. :func:`pose_from_regions`: the brain's principal axes (second moments of the segmented brain) give the head's
    axes up to sign — precisely, as the whole brain is easy to segment; each region's centroid relative to the
    brain's is a vector (it rotates with the head) and picks the signs. The reference (:class:`AtlasLayout`) holds
@@ -206,7 +206,7 @@ def grid_symmetries(group: str = "full") -> list[Symmetry]:
 
     ``group``: "full" (all 48: rotations and reflections), "rotations" (the 24 with det = +1), "tetrahedral" (the
     12 rotations that also map a regular tetrahedron inscribed in the cube onto itself: even permutations of the
-    axes with an even number of flips), "klein" (the 4 half-turns about the grid's axes and the identity: no
+    axes with an even number of flips), "klein" (the identity and the 3 half-turns about the grid's axes: no
     permutation, an even number of flips) or "identity"."""
     if group not in GROUP_SIZES:
         raise MrMotionError(f"unknown symmetry group {group!r}: expected one of {', '.join(GROUP_SIZES)}")
