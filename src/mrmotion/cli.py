@@ -161,6 +161,13 @@ def pose_command(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Pose JSON to write; for a folder, the folder for <name>.json.")
     ],
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="Arithmetic of the networks: auto (bfloat16 where the CPU has it natively, else float32), "
+            "bfloat16 (about 1.5x faster on such CPUs, poses within a few tenths of a degree) or float32 (as trained)."
+        ),
+    ] = "auto",
 ) -> None:
     """Head pose (6-DoF) from a 3-D volume: scanner_from_head with a confidence.
 
@@ -170,10 +177,16 @@ def pose_command(
     and the head's rotation is fitted to their centroids. A confidence below 0.5 means: do not drive the scanner with
     this pose.
     """
+    from dataclasses import replace
+
     from rich.progress import Progress
 
     from mrmotion.commands.pose import pose_file, pose_folder
-    from mrmotion.pose.estimate import LOW_CONFIDENCE
+    from mrmotion.pose.estimate import LOW_CONFIDENCE, default_model
+    from mrmotion.pose.networks import resolved_precision
+
+    resolved_precision(precision)  # an unknown precision is refused before the weights are read
+    model = replace(default_model(), precision=precision)
 
     def describe(result) -> str:
         estimate = result.estimate
@@ -199,14 +212,14 @@ def pose_command(
                 failed = f"{result.volume.name}: [red]{result.error}[/]"
                 bar.console.print(describe(result) if result.error is None else failed)
 
-            results = pose_folder(volume, output, progress=step)
+            results = pose_folder(volume, output, model, progress=step)
         failed = [r for r in results if r.error]
         console.print(f"wrote {len(results) - len(failed)} pose file(s) to {output}")
         if failed:
             errors.print(f"[bold red]error:[/] {len(failed)} volume(s) without a pose (listed above)")
             raise typer.Exit(code=2)
     else:
-        result = pose_file(volume, output)
+        result = pose_file(volume, output, model)
         console.print(describe(result))
         console.print(f"wrote {output}")
 

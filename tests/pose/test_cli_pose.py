@@ -90,6 +90,18 @@ def test_pose_bad_volumes(tmp_path, data, message):
     assert not output.exists()
 
 
+def test_pose_precision_option(atlas_volume, tmp_path):
+    volume, truth = atlas_volume
+    output = tmp_path / "pose.json"
+    result = invoke("pose", volume, "-o", output, "--precision", "float32")
+    assert result.exit_code == 0, result.output
+    assert read_transform(output, require_rigid=True).extra["precision"] == "float32"
+    refused = tmp_path / "refused.json"
+    result = invoke("pose", volume, "-o", refused, "--precision", "half")
+    assert result.exit_code == 2 and "unknown precision 'half'" in result.output
+    assert not refused.exists()
+
+
 def test_pose_missing_input_and_output_over_input(tmp_path):
     result = invoke("pose", tmp_path / "missing.nii.gz", "-o", tmp_path / "p.json")
     assert result.exit_code == 2 and "does not exist" in result.output

@@ -60,6 +60,21 @@ def test_rotating_the_volume_affine_rotates_the_pose_exactly(held_out_volume):
         assert moved.confidence == pytest.approx(plain.confidence, abs=1e-6)
 
 
+def test_bfloat16_and_float32_networks_give_nearly_the_same_pose(held_out_volume):
+    """The networks' arithmetic (PoseModel.precision) changes the pose by a fraction of a degree, not its meaning
+    (benchmarks/pose_precision.py: median 0.2° over 96 training-atlas scouts); the estimate says which it used."""
+    from dataclasses import replace
+
+    image, grid, _ = held_out_volume
+    shipped = PoseModel.load()
+    poses = {p: estimate_pose(image, grid, replace(shipped, precision=p)) for p in ("float32", "bfloat16")}
+    assert geodesic_deg(poses["float32"].scanner_from_head, poses["bfloat16"].scanner_from_head) < 2
+    assert np.linalg.norm(poses["float32"].scanner_from_head[:3, 3] - poses["bfloat16"].scanner_from_head[:3, 3]) < 1
+    assert {p: e.details["precision"] for p, e in poses.items()} == {"float32": "float32", "bfloat16": "bfloat16"}
+    with pytest.raises(MrMotionError, match="unknown precision 'fp8'"):
+        replace(shipped, precision="fp8")
+
+
 def test_the_cnn_baseline_loads_and_runs(held_out_volume):
     image, grid, _ = held_out_volume
     estimate = estimate_pose(image, grid, PoseModel.load(arch="cnn"))

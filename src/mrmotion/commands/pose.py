@@ -59,6 +59,7 @@ def pose_file(volume: Path, output: Path, model=None) -> PoseResult:
         brain_size_mm=round(estimate.brain_size_mm, 2),
         brain_volume_ml=round(estimate.brain_volume_ml, 2),
         orientation_validated=bool(estimate.details.get("orientation_validated", True)),
+        precision=estimate.details.get("precision"),
     )
     return PoseResult(volume, output, estimate)
 

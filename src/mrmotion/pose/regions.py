@@ -242,7 +242,7 @@ def symmetrised_probabilities(
     total = None
     for start in range(0, len(symmetries), chunk):
         some = symmetries[start : start + chunk]
-        probability = torch.softmax(network(torch.cat([_apply(volume, *g) for g in some])), dim=1)
+        probability = torch.softmax(network(torch.cat([_apply(volume, *g) for g in some])).float(), dim=1)
         undone = sum(_undo(probability[i : i + 1], *g) for i, g in enumerate(some))
         total = undone if total is None else total + undone
     return (total / len(symmetries))[0]

@@ -1,0 +1,176 @@
+"""Inference settings of the pose estimator that trade time for accuracy: the networks' arithmetic
+(``PoseModel.precision``: float32 as trained, or bfloat16 convolutions) and the template refinement's gradient steps
+(``mrmotion.pose.template.STEPS``). Chosen on scouts of the TRAINING atlases (never the held-out ones), with the
+shipped weights: the same scouts for every setting; median and 95th-percentile rotation error, failures (> 30°),
+median translation error, seconds per volume, and how far each setting's poses are from the float32 ones.
+
+Also the parts, timed alone: each network's forward pass in float32 and in bfloat16, and PyTorch's trilinear
+upsampling in the layouts and dtypes the networks could use (why ``networks.upsample2`` works in channels-last
+float32).
+
+Writes ``benchmarks/results/pose_precision.txt``.
+
+    python benchmarks/pose_precision.py [--per-atlas 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pose as pose_benchmark  # noqa: E402  (test volumes and the geodesic, as benchmarks/pose.py makes them)
+
+#: (label, precision, template steps)
+SETTINGS = [
+    ("float32, 20 steps", "float32", 20),
+    ("bfloat16, 20 steps", "bfloat16", 20),
+    ("bfloat16, 10 steps", "bfloat16", 10),
+    ("bfloat16, 5 steps", "bfloat16", 5),
+]
+
+
+def seconds_per_call(function, repeats: int = 10) -> float:
+    function()
+    function()
+    began = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    return (time.perf_counter() - began) / repeats
+
+
+def part_timings(model) -> list[str]:
+    """Forward passes of the two networks at both precisions, and trilinear upsampling in four layouts/dtypes."""
+    import torch
+
+    from mrmotion.pose.estimate import GROUPS, LOCALISER_SIZE
+    from mrmotion.pose.networks import inference_precision
+    from mrmotion.pose.regions import GROUP_SIZES
+
+    lines = ["parts (ms per call):"]
+    channels_last = torch.channels_last_3d
+    cases = [
+        ("localiser, volume + mirror", model.localiser, (2, 1, *(LOCALISER_SIZE,) * 3)),
+        (
+            f"region network, {GROUP_SIZES[GROUPS['equivariant']]} rotations",
+            model.regions,
+            (GROUP_SIZES[GROUPS["equivariant"]], 1, *(model.size,) * 3),
+        ),
+    ]
+    with torch.no_grad():
+        for name, network, shape in cases:
+            volume = torch.randn(shape).contiguous(memory_format=channels_last)
+            times, outputs = {}, {}
+            for precision in ("float32", "bfloat16"):
+
+                def run(precision=precision, network=network, volume=volume, outputs=outputs):
+                    with inference_precision(precision):
+                        outputs[precision] = network(volume).float()
+
+                times[precision] = seconds_per_call(run)
+            difference = float((outputs["bfloat16"] - outputs["float32"]).abs().max())
+            scale = float(outputs["float32"].abs().max())
+            lines.append(
+                f"  {name:38} float32 {1000 * times['float32']:6.1f}  bfloat16 {1000 * times['bfloat16']:6.1f}  "
+                f"({times['float32'] / times['bfloat16']:.1f}x; logits differ by ≤ {difference:.2f} of ≤ {scale:.1f})"
+            )
+        features = torch.randn(4, 24, 16, 16, 16)
+        layouts = {
+            "contiguous float32": features,
+            "contiguous bfloat16": features.bfloat16(),
+            "channels-last float32": features.contiguous(memory_format=channels_last),
+            "channels-last bfloat16": features.bfloat16().contiguous(memory_format=channels_last),
+        }
+        upsampling = {
+            name: seconds_per_call(
+                lambda x=x: torch.nn.functional.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False)
+            )
+            for name, x in layouts.items()
+        }
+        lines.append(
+            "  trilinear upsampling ×2 of (4, 24, 16³): "
+            + ", ".join(f"{name} {1000 * value:.1f}" for name, value in upsampling.items())
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--per-atlas", type=int, default=8, help="scouts per training atlas")
+    parser.add_argument("--seed", type=int, default=78)
+    args = parser.parse_args()
+    if not pose_benchmark.ATLASES.is_dir():
+        sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
+
+    import torch
+
+    from mrmotion.pose import estimate, synth, template
+    from mrmotion.pose.networks import native_bfloat16
+    from mrmotion.pose.train import HELD_OUT
+
+    torch.set_num_threads(2)
+    shipped = estimate.PoseModel.load()
+    folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name not in HELD_OUT]
+    rng = np.random.default_rng(args.seed)
+    scouts = []
+    for folder in folders:
+        _, t2 = synth.fetal_t2_subject(folder)
+        scouts += [pose_benchmark.test_volume(t2, rng) for _ in range(args.per_atlas)]
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')} · {platform.node()} · torch {torch.__version__} · native bfloat16: "
+        f"{native_bfloat16()} · command: python benchmarks/pose_precision.py --per-atlas {args.per_atlas}",
+        f"{args.per_atlas} scouts of each of {len(folders)} training atlases (3 mm, as benchmarks/pose.py makes them), "
+        "shipped weights; the same scouts for every setting",
+        "",
+        f"{'setting':22} {'median °':>9} {'p95 °':>7} {'failures':>9} {'mm':>5} {'s / volume':>11} "
+        f"{'vs float32: median °':>21} {'max °':>6}",
+    ]
+    print("\n".join(lines), flush=True)
+    reference = None
+    default_steps = template.STEPS
+    try:
+        for label, precision, steps in SETTINGS:
+            template.STEPS = steps
+            model = replace(shipped, precision=precision)
+            estimate.estimate_pose(*scouts[0][:2], model)  # warm-up
+            errors, shifts, seconds, poses = [], [], [], []
+            for data, grid, truth in scouts:
+                began = time.perf_counter()
+                try:
+                    pose = estimate.estimate_pose(data, grid, model).scanner_from_head
+                except Exception:  # no brain found: a failure
+                    pose = np.full((4, 4), np.nan)
+                seconds.append(time.perf_counter() - began)
+                poses.append(pose)
+                found = np.all(np.isfinite(pose))
+                errors.append(pose_benchmark.geodesic_deg(pose, truth) if found else 180.0)
+                shifts.append(float(np.linalg.norm(pose[:3, 3] - truth[:3, 3])) if found else np.inf)
+            reference = reference or poses
+            apart = [
+                pose_benchmark.geodesic_deg(a, b) if np.all(np.isfinite(a) & np.isfinite(b)) else 180.0
+                for a, b in zip(poses, reference, strict=True)
+            ]
+            errors = np.array(errors)
+            lines.append(
+                f"{label:22} {np.median(errors):9.2f} {np.percentile(errors, 95):7.1f} "
+                f"{100 * np.mean(errors > pose_benchmark.FAILURE_DEG):8.1f}% {np.median(shifts):5.2f} "
+                f"{np.mean(seconds):11.3f} {np.median(apart):21.2f} {np.max(apart):6.1f}"
+            )
+            print(lines[-1], flush=True)
+    finally:
+        template.STEPS = default_steps
+    lines += ["", *part_timings(shipped)]
+    text = "\n".join(lines)
+    out = pose_benchmark.RESULTS / "pose_precision.txt"
+    out.write_text(text + "\n")
+    print("\n".join(lines[-3:]))
+
+
+if __name__ == "__main__":
+    main()
