@@ -148,7 +148,7 @@ class TemplateScore:
         keep = brain.sum(dim=0) > BRAIN_PROBABILITY_FLOOR
         self.probability = brain[:, keep]  # (R, M)
         self.points = torch.as_tensor((points[:, keep.numpy()] - np.asarray(centre)[:, None]).astype(np.float32))
-        self.template = template[None]
+        self.template = template[None, 1:]  # the brain regions: the background is not scored
         size = template.shape[-1]
         self.scale = 2 / ((brain_size_mm / synth.BRAIN_SHARE_OF_CUBE) * (size - 1) / size)  # mm → [-1, 1]
         # Dice denominators: the probability cube of estimate_pose has the template's side and voxel count, so
@@ -165,7 +165,7 @@ class TemplateScore:
         coordinates = (head * self.scale).flip(1).transpose(1, 2).reshape(count, 1, 1, -1, 3)
         sampled = torch.nn.functional.grid_sample(
             self.template.expand(count, -1, -1, -1, -1), coordinates, align_corners=True, padding_mode="zeros"
-        ).reshape(count, len(REGIONS), -1)[:, 1:]
+        ).reshape(count, len(REGIONS) - 1, -1)
         return 2 * ((sampled * self.probability[None]).sum(-1) * self.weights[None]).mean(-1)
 
 
