@@ -165,7 +165,7 @@ def pose_command(
         str,
         typer.Option(
             help="Arithmetic of the networks: auto (bfloat16 where the CPU has it natively, else float32), "
-            "bfloat16 (about 1.5x faster on such CPUs, poses within a few tenths of a degree) or float32 (as trained)."
+            "bfloat16 (about 1.3x faster on such CPUs, poses within a few tenths of a degree) or float32 (as trained)."
         ),
     ] = "auto",
 ) -> None:

@@ -62,7 +62,7 @@ def test_rotating_the_volume_affine_rotates_the_pose_exactly(held_out_volume):
 
 def test_bfloat16_and_float32_networks_give_nearly_the_same_pose(held_out_volume):
     """The networks' arithmetic (PoseModel.precision) changes the pose by a fraction of a degree, not its meaning
-    (benchmarks/pose_precision.py: median 0.2° over 96 training-atlas scouts); the estimate says which it used."""
+    (benchmarks/pose_speed_settings.py: median 0.2° over 96 training-atlas scouts); the estimate says which it used."""
     from dataclasses import replace
 
     image, grid, _ = held_out_volume

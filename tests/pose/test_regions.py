@@ -101,8 +101,9 @@ def test_symmetrised_network_is_equivariant_to_the_grid_symmetries():
     assert torch.allclose(symmetrised_probabilities(network, turned, "rotations"), expected, atol=1e-5)
     assert {name: len(grid_symmetries(name)) for name in GROUP_SIZES} == GROUP_SIZES
     tetrahedral, klein = set(grid_symmetries("tetrahedral")), set(grid_symmetries("klein"))
-    assert klein < tetrahedral < set(rotations)
-    for group in (tetrahedral, klein):
+    half_turn = set(grid_symmetries("half-turn"))
+    assert set(grid_symmetries("identity")) < half_turn < klein < tetrahedral < set(rotations)
+    for group in (tetrahedral, klein, half_turn):
         for a in group:  # a group: closed under composition
             for b in group:
                 moved = _apply(_apply(volume, *a), *b)

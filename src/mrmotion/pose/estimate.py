@@ -18,8 +18,8 @@ of our version of E(3)-Pose.
    size, searched from the closed-form one over the 24 ways its axes could be mixed up.
 
 Both networks run in channels-last layout and, where the CPU computes bfloat16 natively, with bfloat16 convolutions
-(:attr:`PoseModel.precision`; benchmarks/results/pose_precision.txt: 0.28 → 0.22 s per volume, poses within 0.2°
-median of the float32 ones, the same accuracy).
+(:attr:`PoseModel.precision`; on training-atlas scouts, benchmarks/results/pose_speed_settings.txt: 0.37 → 0.28 s per
+volume, poses within 0.23° median of the float32 ones, the same accuracy).
 
 Output: :class:`PoseEstimate`, with ``scanner_from_head`` (head frame: origin at the brain centre, axes left,
 posterior, superior; scanner LPS mm) and a confidence in [0, 1] = (localiser's mean probability over the brain) ×
@@ -65,6 +65,8 @@ RESCALES = (1.18, 0.85)
 #: On the same training-atlas scouts (benchmarks/results/pose_fallbacks.txt): failures 5.6% -> 4.4%, doubtful poses
 #: 7.2% -> 6.1%, none confident and wrong.
 ZOOM = 3.0
+#: whether the localiser is averaged with its run on the mirrored volume (benchmarks/pose_speed_settings.py)
+LOCALISER_MIRROR = True
 #: probability above which the localiser's components are taken when none reaches 0.5 (a faint brain: its low
 #: mean probability keeps the confidence low)
 WEAK_THRESHOLD = 0.25
@@ -284,8 +286,12 @@ def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) ->
     # PyTorch's oneDNN convolutions, where one volume gets its native ones: two volumes cost less than one
     # (benchmarks/results/pose_localiser_batch.txt); in bfloat16 both take oneDNN's
     with inference_precision(model.precision):
-        logits = model.localiser(torch.cat([volume, volume.flip(2)])).float()
-    probability = torch.sigmoid((logits[0, 0] + logits[1, 0].flip(0)) / 2).numpy().astype(np.float64)
+        if LOCALISER_MIRROR:
+            logits = model.localiser(torch.cat([volume, volume.flip(2)])).float()
+            logits = (logits[0, 0] + logits[1, 0].flip(0)) / 2
+        else:
+            logits = model.localiser(volume).float()[0, 0]
+    probability = torch.sigmoid(logits).numpy().astype(np.float64)
     for threshold in (0.5, WEAK_THRESHOLD):
         labels, count = ndimage.label(probability > threshold)
         if count:

@@ -19,10 +19,10 @@ from torch import nn
 
 from mrmotion.errors import MrMotionError
 
-#: arithmetic of the networks at inference: "bfloat16" runs the convolutions in bfloat16 (torch.autocast), 4–5×
-#: faster for one volume on CPUs with native bfloat16 (AVX512-BF16 or AMX), where float32 convolutions of a single
-#: volume take PyTorch's slow native path (benchmarks/pose_precision.py); "float32" as trained; "auto": bfloat16
-#: where the CPU has it natively, else float32 (emulated bfloat16 is slower than float32)
+#: arithmetic of the networks at inference: "bfloat16" runs the convolutions in bfloat16 (torch.autocast) on CPUs
+#: with native bfloat16 (AVX512-BF16 or AMX): 1.1–1.7× faster for the batches estimate_pose runs, and about 4× for a
+#: single volume, whose float32 convolutions take PyTorch's slow native path (benchmarks/pose_speed_settings.py);
+#: "float32" as trained; "auto": bfloat16 where the CPU has it natively, else float32 (emulated bfloat16 is slower)
 PRECISIONS = ("auto", "bfloat16", "float32")
 
 
@@ -52,7 +52,7 @@ def resolved_precision(precision: str = "auto") -> str:
 def upsample2(x: torch.Tensor) -> torch.Tensor:
     """Trilinear upsampling by 2 (align_corners=False), computed in float32 on a channels-last copy and returned in
     ``x``'s dtype. The arithmetic is PyTorch's; the layout is ours because its trilinear kernel is about 6× faster on
-    channels-last float32 than on contiguous or bfloat16 tensors (on 2 CPU cores; benchmarks/pose_precision.py)."""
+    channels-last float32 than on contiguous or bfloat16 tensors (on 2 CPU cores; benchmarks/pose_speed_settings.py)."""
     wide = x.float().contiguous(memory_format=torch.channels_last_3d)
     return nn.functional.interpolate(wide, scale_factor=2, mode="trilinear", align_corners=False).to(x.dtype)
 

@@ -198,7 +198,7 @@ def pose_from_regions(
 
 Symmetry = tuple[tuple[int, ...], tuple[int, ...]]
 #: the symmetry groups of the voxel grid that :func:`grid_symmetries` knows, and their sizes
-GROUP_SIZES = {"full": 48, "rotations": 24, "tetrahedral": 12, "klein": 4, "identity": 1}
+GROUP_SIZES = {"full": 48, "rotations": 24, "tetrahedral": 12, "klein": 4, "half-turn": 2, "identity": 1}
 
 
 def grid_symmetries(group: str = "full") -> list[Symmetry]:
@@ -207,7 +207,8 @@ def grid_symmetries(group: str = "full") -> list[Symmetry]:
     ``group``: "full" (all 48: rotations and reflections), "rotations" (the 24 with det = +1), "tetrahedral" (the
     12 rotations that also map a regular tetrahedron inscribed in the cube onto itself: even permutations of the
     axes with an even number of flips), "klein" (the identity and the 3 half-turns about the grid's axes: no
-    permutation, an even number of flips) or "identity"."""
+    permutation, an even number of flips), "half-turn" (the identity and the half-turn about the first axis) or
+    "identity"."""
     if group not in GROUP_SIZES:
         raise MrMotionError(f"unknown symmetry group {group!r}: expected one of {', '.join(GROUP_SIZES)}")
     elements = []
@@ -220,6 +221,8 @@ def grid_symmetries(group: str = "full") -> list[Symmetry]:
             if group == "tetrahedral" and parity < 0:
                 continue
             if group == "klein" and (permutation != (0, 1, 2) or sum(flips) % 2):
+                continue
+            if group == "half-turn" and (permutation != (0, 1, 2) or flips not in ((0, 0, 0), (0, 1, 1))):
                 continue
             elements.append((permutation, tuple(axis for axis in range(3) if flips[axis])))
     return elements[:1] if group == "identity" else elements

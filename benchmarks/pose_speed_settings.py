@@ -1,16 +1,19 @@
-"""Inference settings of the pose estimator that trade time for accuracy: the networks' arithmetic
-(``PoseModel.precision``: float32 as trained, or bfloat16 convolutions) and the template refinement's gradient steps
-(``mrmotion.pose.template.STEPS``). Chosen on scouts of the TRAINING atlases (never the held-out ones), with the
-shipped weights: the same scouts for every setting; median and 95th-percentile rotation error, failures (> 30°),
-median translation error, seconds per volume, and how far each setting's poses are from the float32 ones.
+"""Inference settings of the pose estimator that trade time for accuracy, chosen on scouts of the TRAINING atlases
+(never the held-out ones) with the shipped weights, the same scouts for every setting:
 
-Also the parts, timed alone: each network's forward pass in float32 and in bfloat16, and PyTorch's trilinear
-upsampling in the layouts and dtypes the networks could use (why ``networks.upsample2`` works in channels-last
-float32).
+* the networks' arithmetic (``PoseModel.precision``: float32 as trained, or bfloat16 convolutions);
+* the template refinement: gradient steps (``template.STEPS``) and candidates refined (``template.REFINED``);
+* the localiser's average with the mirrored volume (``estimate.LOCALISER_MIRROR``);
+* the symmetry group the region network is averaged over (``estimate.GROUPS``).
 
-Writes ``benchmarks/results/pose_precision.txt``.
+Per setting: median and 95th-percentile rotation error, failures (> 30°), median translation error, seconds per
+volume, and how far its poses are from the first setting's. Also the parts, timed alone: each network's forward
+pass in float32 and in bfloat16, and PyTorch's trilinear upsampling in the layouts and dtypes the networks could use
+(why ``networks.upsample2`` works in channels-last float32).
 
-    python benchmarks/pose_precision.py [--per-atlas 8]
+Writes ``benchmarks/results/pose_speed_settings.txt``.
+
+    python benchmarks/pose_speed_settings.py [--per-atlas 8] [--only LABEL ...]
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pose as pose_benchmark  # noqa: E402  (test volumes and the geodesic, as benchmarks/pose.py makes them)
 
-#: (label, precision, template steps)
-SETTINGS = [
-    ("float32, 20 steps", "float32", 20),
-    ("bfloat16, 20 steps", "bfloat16", 20),
-    ("bfloat16, 10 steps", "bfloat16", 10),
-    ("bfloat16, 5 steps", "bfloat16", 5),
-]
+#: label → (precision, overrides of module constants as "module.NAME": value; "group": the region network's group)
+SETTINGS = {
+    "float32": ("float32", {}),
+    "bfloat16": ("bfloat16", {}),
+    "bfloat16, 10 steps": ("bfloat16", {"template.STEPS": 10}),
+    "bfloat16, 2 refined": ("bfloat16", {"template.REFINED": 2}),
+    "bfloat16, no mirror": ("bfloat16", {"estimate.LOCALISER_MIRROR": False}),
+    "bfloat16, half-turn": ("bfloat16", {"group": "half-turn"}),
+}
 
 
 def seconds_per_call(function, repeats: int = 10) -> float:
@@ -100,10 +105,16 @@ def part_timings(model) -> list[str]:
     return lines
 
 
+def defaults_of(estimate, template) -> list[tuple[object, str]]:
+    """The module constants the settings override, to print their defaults."""
+    return [(template, "STEPS"), (template, "REFINED"), (estimate, "LOCALISER_MIRROR")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-atlas", type=int, default=8, help="scouts per training atlas")
     parser.add_argument("--seed", type=int, default=78)
+    parser.add_argument("--only", nargs="+", help="labels of the settings to run (default: all)")
     args = parser.parse_args()
     if not pose_benchmark.ATLASES.is_dir():
         sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
@@ -122,21 +133,34 @@ def main() -> None:
     for folder in folders:
         _, t2 = synth.fetal_t2_subject(folder)
         scouts += [pose_benchmark.test_volume(t2, rng) for _ in range(args.per_atlas)]
+    chosen = args.only or list(SETTINGS)
+    unknown = [label for label in chosen if label not in SETTINGS]
+    if unknown:
+        sys.exit(f"unknown settings {unknown}: expected some of {list(SETTINGS)}")
     lines = [
         f"# {time.strftime('%Y-%m-%d %H:%M')} · {platform.node()} · torch {torch.__version__} · native bfloat16: "
-        f"{native_bfloat16()} · command: python benchmarks/pose_precision.py --per-atlas {args.per_atlas}",
+        f"{native_bfloat16()} · command: python benchmarks/pose_speed_settings.py --per-atlas {args.per_atlas}"
+        + (f" --only {' '.join(repr(c) for c in args.only)}" if args.only else ""),
         f"{args.per_atlas} scouts of each of {len(folders)} training atlases (3 mm, as benchmarks/pose.py makes them), "
-        "shipped weights; the same scouts for every setting",
+        "shipped weights; the same scouts for every setting; defaults: "
+        + ", ".join(f"{name} {getattr(module, name)}" for module, name in defaults_of(estimate, template)),
         "",
-        f"{'setting':22} {'median °':>9} {'p95 °':>7} {'failures':>9} {'mm':>5} {'s / volume':>11} "
-        f"{'vs float32: median °':>21} {'max °':>6}",
+        f"{'setting':24} {'median °':>9} {'p95 °':>7} {'failures':>9} {'mm':>5} {'s / volume':>11} "
+        f"{'vs first: median °':>19} {'max °':>6}",
     ]
     print("\n".join(lines), flush=True)
     reference = None
-    default_steps = template.STEPS
-    try:
-        for label, precision, steps in SETTINGS:
-            template.STEPS = steps
+    modules = {"estimate": estimate, "template": template}
+    for label in chosen:
+        precision, overrides = SETTINGS[label]
+        saved = {key: getattr(modules[key.split(".")[0]], key.split(".")[1]) for key in overrides if key != "group"}
+        saved_group = estimate.GROUPS["equivariant"]
+        try:
+            for key, value in overrides.items():
+                if key == "group":
+                    estimate.GROUPS["equivariant"] = value
+                else:
+                    setattr(modules[key.split(".")[0]], key.split(".")[1], value)
             model = replace(shipped, precision=precision)
             estimate.estimate_pose(*scouts[0][:2], model)  # warm-up
             errors, shifts, seconds, poses = [], [], [], []
@@ -151,23 +175,25 @@ def main() -> None:
                 found = np.all(np.isfinite(pose))
                 errors.append(pose_benchmark.geodesic_deg(pose, truth) if found else 180.0)
                 shifts.append(float(np.linalg.norm(pose[:3, 3] - truth[:3, 3])) if found else np.inf)
-            reference = reference or poses
-            apart = [
-                pose_benchmark.geodesic_deg(a, b) if np.all(np.isfinite(a) & np.isfinite(b)) else 180.0
-                for a, b in zip(poses, reference, strict=True)
-            ]
-            errors = np.array(errors)
-            lines.append(
-                f"{label:22} {np.median(errors):9.2f} {np.percentile(errors, 95):7.1f} "
-                f"{100 * np.mean(errors > pose_benchmark.FAILURE_DEG):8.1f}% {np.median(shifts):5.2f} "
-                f"{np.mean(seconds):11.3f} {np.median(apart):21.2f} {np.max(apart):6.1f}"
-            )
-            print(lines[-1], flush=True)
-    finally:
-        template.STEPS = default_steps
+        finally:
+            for key, value in saved.items():
+                setattr(modules[key.split(".")[0]], key.split(".")[1], value)
+            estimate.GROUPS["equivariant"] = saved_group
+        reference = reference or poses
+        apart = [
+            pose_benchmark.geodesic_deg(a, b) if np.all(np.isfinite(a) & np.isfinite(b)) else 180.0
+            for a, b in zip(poses, reference, strict=True)
+        ]
+        errors = np.array(errors)
+        lines.append(
+            f"{label:24} {np.median(errors):9.2f} {np.percentile(errors, 95):7.1f} "
+            f"{100 * np.mean(errors > pose_benchmark.FAILURE_DEG):8.1f}% {np.median(shifts):5.2f} "
+            f"{np.mean(seconds):11.3f} {np.median(apart):19.2f} {np.max(apart):6.1f}"
+        )
+        print(lines[-1], flush=True)
     lines += ["", *part_timings(shipped)]
     text = "\n".join(lines)
-    out = pose_benchmark.RESULTS / "pose_precision.txt"
+    out = pose_benchmark.RESULTS / "pose_speed_settings.txt"
     out.write_text(text + "\n")
     print("\n".join(lines[-3:]))
 
