@@ -8,7 +8,9 @@ the slice is then prescribed in the head's axial plane at that estimate and acqu
 Compared, for every slice: the angle between the acquired slice and the true anatomical plane, and the distance
 between them along the plane's normal, for
 * no loop: the whole stack prescribed once from the first navigator;
-* loop: each slice from its own navigator (our pose estimate);
+* loop, every navigator: each slice from its own navigator's pose estimate, whatever its confidence;
+* loop, confident only: the same, but a navigator whose pose has confidence below 0.5 leaves the slices at the last
+  confident pose (``mrmotion.pose.prospective.pose_to_follow``; what `mrmotion prescribe` does by default);
 * loop with the true pose at navigator time (what a perfect estimator would give: only the lag remains).
 
 Writes ``benchmarks/results/prospective_loop.{txt,json,png}``.
@@ -51,7 +53,7 @@ def main() -> None:
     from mrmotion.physics.motion_models import drift, sudden
     from mrmotion.pose import synth
     from mrmotion.pose.estimate import default_model, estimate_pose
-    from mrmotion.pose.prospective import anatomical_slices, plane_error
+    from mrmotion.pose.prospective import anatomical_slices, plane_error, pose_to_follow
 
     torch.set_num_threads(2)
     console = Console(record=True, width=140)
@@ -76,6 +78,7 @@ def main() -> None:
 
     first = estimate_pose(*synth.scout_volume(t2, true_pose(0.0), rng), model).scanner_from_head
     fixed = stack(first)
+    followed = first  # the pose the confident-only loop acts on
     rows = []
     seconds = []
     for k in track(range(count), description="slices", console=console):
@@ -88,9 +91,11 @@ def main() -> None:
         estimate = estimate_pose(*navigator, model)
         seconds.append(time.perf_counter() - tick)
         offset = (k - (count - 1) / 2) * spacing
+        followed = pose_to_follow(followed, estimate.scanner_from_head, estimate.confidence)
         modes = {
             "no loop": fixed[k],
-            "loop (our pose)": stack(estimate.scanner_from_head)[k],
+            "loop (our pose, every navigator)": stack(estimate.scanner_from_head)[k],
+            "loop (our pose, confident only)": stack(followed)[k],
             "loop (true pose at navigator)": stack(truth_then)[k],
         }
         row = {"slice": k, "time_s": acquired_time, "confidence": estimate.confidence}
@@ -99,7 +104,7 @@ def main() -> None:
         moved = truth_now @ np.linalg.inv(start)
         row["head_rotation_deg"] = float(np.degrees(np.arccos(np.clip((np.trace(moved[:3, :3]) - 1) / 2, -1, 1))))
         rows.append(row)
-    names = ["no loop", "loop (our pose)", "loop (true pose at navigator)"]
+    names = list(modes)
     table = Table(
         title=f"Prospective loop, {args.atlas}, {count} {args.plane} slices, {args.slice_time:g} s each, "
         f"navigator {args.lag:g} s before each slice; head moved up to "
@@ -142,7 +147,7 @@ def main() -> None:
     times = [r["time_s"] for r in rows]
     axes[0].plot(times, [r["head_rotation_deg"] for r in rows], color="black")
     axes[0].set_title("head rotation from the start (°)")
-    for name, style in zip(names, ["-", "-o", ":"], strict=True):
+    for name, style in zip(names, ["-", "-o", "-s", ":"], strict=True):
         axes[1].plot(times, [r[name][0] for r in rows], style, label=name, markersize=3)
         axes[2].plot(times, [r[name][1] for r in rows], style, label=name, markersize=3)
     axes[1].set_title("slice vs anatomical plane: angle (°)")

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mrmotion.errors import MrMotionError
+from mrmotion.pose.prospective import RELIABLE_CONFIDENCE
 
 HELP = """Motion in MRI: tracker calibration, per-slice motion and prospective updates, exact motion simulation in
 multi-coil k-space, reconstruction with known motion, head pose from 3-D volumes, learned correction of images.
@@ -101,6 +102,12 @@ def prescribe(
         str | None,
         typer.Option(help="sagittal, coronal or axial: new slices in this plane of the head at --pose."),
     ] = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            help="Head poses whose confidence is below this are refused and nothing is written (0: take any)."
+        ),
+    ] = RELIABLE_CONFIDENCE,
 ) -> None:
     """Prospective slice updates, from a tracker or from head poses.
 
@@ -115,6 +122,9 @@ def prescribe(
     \b
     With --pose and --anatomical: slices in the head's sagittal, coronal or axial plane, centred on the brain, with
     the count, spacing, FOV, thickness and matrix of --slices (prescription JSON).
+    \b
+    Head poses with a confidence below --min-confidence (default 0.5, below which `mrmotion pose` calls a pose not
+    reliable) are refused: keep the previous prescription.
     """
     modes = {
         "tracker": tracker is not None or calibration is not None,
@@ -146,10 +156,10 @@ def prescribe(
         if pose is None:
             raise MrMotionError("--pose is needed (the head pose now, from `mrmotion pose`)")
         if modes["poses"]:
-            moved = prescribe_with_poses(slices, pose_ref, pose, output)
+            moved = prescribe_with_poses(slices, pose_ref, pose, output, min_confidence)
             console.print(f"{len(moved)} slices moved with the head")
         else:
-            placed = prescribe_anatomical(slices, pose, anatomical, output)
+            placed = prescribe_anatomical(slices, pose, anatomical, output, min_confidence)
             console.print(f"{len(placed)} {anatomical} slices of the head")
     console.print(f"wrote {output}")
 

@@ -187,6 +187,53 @@ def test_prescribe_bad_combinations(tmp_path, args):
     assert "error" in result.output and not output.exists()
 
 
+def test_prescribe_refuses_a_doubtful_pose_unless_told_otherwise(tmp_path):
+    """A pose below --min-confidence (default: the 0.5 below which `mrmotion pose` calls it not reliable) moves no
+    slices and writes nothing; --min-confidence 0 takes it; a pose without a confidence (not from `mrmotion pose`)
+    is taken as it is."""
+    from mrmotion.pose.estimate import LOW_CONFIDENCE
+
+    _, after = _poses_and_slices(tmp_path)
+    write_transform(tmp_path / "doubtful.json", after, "head", "scanner", confidence=0.31)
+    write_transform(tmp_path / "plain.json", after, "head", "scanner")
+
+    def prescribe(pose, *more):
+        return invoke(
+            "prescribe", "--slices", tmp_path / "slices.json", "--pose-ref", tmp_path / "p0.json", "--pose",
+            tmp_path / pose, "-o", tmp_path / "new.json", *more,
+        )  # fmt: skip
+
+    result = prescribe("doubtful.json")
+    assert result.exit_code == 2 and "confidence 0.31, below 0.5" in result.output
+    assert not (tmp_path / "new.json").exists()
+    anatomical = invoke(
+        "prescribe", "--slices", tmp_path / "slices.json", "--pose", tmp_path / "doubtful.json", "--anatomical",
+        "axial", "-o", tmp_path / "new.json",
+    )  # fmt: skip
+    assert anatomical.exit_code == 2 and "confidence 0.31" in anatomical.output
+    assert not (tmp_path / "new.json").exists()
+    assert prescribe("doubtful.json", "--min-confidence", "0.3").exit_code == 0
+    (tmp_path / "new.json").unlink()
+    assert prescribe("plain.json").exit_code == 0
+    (tmp_path / "new.json").unlink()
+    for bad in ("1.5", "-0.1", "nan"):
+        result = prescribe("p1.json", "--min-confidence", bad)
+        assert result.exit_code == 2 and "--min-confidence" in result.output, result.output
+        assert not (tmp_path / "new.json").exists()
+    write_transform(tmp_path / "odd.json", after, "head", "scanner", confidence="high")
+    result = prescribe("odd.json")
+    assert result.exit_code == 2 and "confidence must be a number" in result.output
+    default = next(p for p in typer_main_params("prescribe") if p.name == "min_confidence").default
+    assert default == LOW_CONFIDENCE
+
+
+def typer_main_params(command: str):
+    """The click parameters of a command of the CLI."""
+    import typer.main
+
+    return typer.main.get_command(app).commands[command].params
+
+
 def test_prescribe_refuses_a_non_head_pose_and_a_non_rigid_one(tmp_path):
     _poses_and_slices(tmp_path)
     write_transform(tmp_path / "cam.json", np.eye(4), "camera", "scanner")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mrmotion.errors import MrMotionError
-from mrmotion.pose.prospective import PLANES, anatomical_slices, follow_head, plane_error
+from mrmotion.pose.prospective import PLANES, anatomical_slices, follow_head, plane_error, pose_to_follow
 from tests.helpers import random_rigid
 
 
@@ -42,3 +42,16 @@ def test_bad_plane_count_and_pose():
     shear[0, 1] = 0.3
     with pytest.raises(MrMotionError):
         follow_head(anatomical_slices(np.eye(4), "axial", 1, 1.0, (220, 220), 3.0), np.eye(4), shear)
+
+
+def test_a_doubtful_pose_leaves_the_slices_where_they_were():
+    followed, estimate = random_rigid(np.random.default_rng(), 2, scale_mm=10)
+    assert np.array_equal(pose_to_follow(followed, estimate, 0.5), estimate)
+    assert np.array_equal(pose_to_follow(followed, estimate, 0.49), followed)
+    assert np.array_equal(pose_to_follow(followed, estimate, 0.2, min_confidence=0.1), estimate)
+    with pytest.raises(MrMotionError, match="confidence must be a number"):
+        pose_to_follow(followed, estimate, float("nan"))
+    shear = estimate.copy()
+    shear[0, 1] += 0.3
+    with pytest.raises(MrMotionError):
+        pose_to_follow(followed, shear, 0.9)

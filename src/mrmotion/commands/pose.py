@@ -11,6 +11,7 @@ from mrmotion.io.files import check_output
 from mrmotion.io.nifti import read_image
 from mrmotion.io.prescription_json import read_prescription, write_prescription
 from mrmotion.io.transform_json import read_transform, write_transform
+from mrmotion.pose.prospective import RELIABLE_CONFIDENCE
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -98,20 +99,25 @@ def pose_folder(
     return results
 
 
-def prescribe_with_poses(slices: Path, pose_reference: Path, pose: Path, output: Path) -> list:
-    """Move a prescription with the head from the reference pose to the new one; write the new prescription."""
+def prescribe_with_poses(
+    slices: Path, pose_reference: Path, pose: Path, output: Path, min_confidence: float = RELIABLE_CONFIDENCE
+) -> list:
+    """Move a prescription with the head from the reference pose to the new one; write the new prescription.
+    Poses whose ``confidence`` is below ``min_confidence`` are refused (:func:`_read_head_pose`)."""
     from mrmotion.pose.prospective import follow_head
 
     check_output(output, [slices, pose_reference, pose])
     prescription = read_prescription(slices)
-    reference = _read_head_pose(pose_reference)
-    now = _read_head_pose(pose)
+    reference = _read_head_pose(pose_reference, min_confidence)
+    now = _read_head_pose(pose, min_confidence)
     moved = follow_head(prescription, reference, now)
     write_prescription(output, moved)
     return moved
 
 
-def prescribe_anatomical(slices: Path, pose: Path, plane: str, output: Path) -> list:
+def prescribe_anatomical(
+    slices: Path, pose: Path, plane: str, output: Path, min_confidence: float = RELIABLE_CONFIDENCE
+) -> list:
     """Slices in a standard plane of the head at ``pose``, with the count, spacing, FOV, thickness and matrix of
     the template prescription ``slices`` (spacing: distance between its first two centres, or its thickness)."""
     import numpy as np
@@ -127,16 +133,47 @@ def prescribe_anatomical(slices: Path, pose: Path, plane: str, output: Path) -> 
     if spacing <= 0:
         raise InputFileError(slices, "its first two slices are at the same position; cannot take a spacing from it")
     new = anatomical_slices(
-        _read_head_pose(pose), plane, len(template), spacing, first.fov_mm, first.thickness_mm, first.matrix
+        _read_head_pose(pose, min_confidence),
+        plane,
+        len(template),
+        spacing,
+        first.fov_mm,
+        first.thickness_mm,
+        first.matrix,
     )
     write_prescription(output, new)
     return new
 
 
-def _read_head_pose(path: Path):
+def check_min_confidence(min_confidence: float) -> float:
+    """``min_confidence`` as a float in [0, 1], or a clear error."""
+    try:
+        value = float(min_confidence)
+    except (TypeError, ValueError):
+        raise MrMotionError(f"--min-confidence: expected a number in [0, 1], got {min_confidence!r}") from None
+    if not 0 <= value <= 1:  # NaN fails too
+        raise MrMotionError(f"--min-confidence: expected a number in [0, 1], got {min_confidence!r}")
+    return value
+
+
+def _read_head_pose(path: Path, min_confidence: float = RELIABLE_CONFIDENCE):
+    """A head pose (scanner LPS) from transform JSON. A ``confidence`` field below ``min_confidence`` (as
+    `mrmotion pose` writes: below 0.5 the pose should not drive a scanner) is refused, so a doubtful estimate does not
+    move slices; poses without the field (from elsewhere) are taken as they are."""
+    min_confidence = check_min_confidence(min_confidence)
     record = read_transform(path, require_rigid=True)
     if record.source.lower() != "head" or record.target.lower() not in ("scanner", "scanner_ras"):
         raise InputFileError(
             path, f"expected a head pose (source 'head', target 'scanner'), got {record.source} → {record.target}"
         )
+    confidence = record.extra.get("confidence")
+    if confidence is not None:
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
+            raise InputFileError(path, f"its confidence must be a number in [0, 1], got {confidence!r}")
+        if confidence < min_confidence:
+            raise InputFileError(
+                path,
+                f"its pose has confidence {confidence:.2f}, below {min_confidence:g}: not reliable enough to move "
+                "slices (keep the previous prescription, or pass --min-confidence 0 to use it anyway)",
+            )
     return record.to_lps()

@@ -48,6 +48,7 @@ from mrmotion.io.weights import read_weights, weights_metadata
 from mrmotion.pose import synth
 from mrmotion.pose.frames import brain_centre, brain_size_mm
 from mrmotion.pose.networks import inference_precision, resolved_precision
+from mrmotion.pose.prospective import RELIABLE_CONFIDENCE
 from mrmotion.pose.regions import AtlasLayout, pose_from_regions, symmetrised_probabilities
 from mrmotion.pose.template import RegionTemplates, TemplateScore, refine_rotation
 from mrmotion.pose.train import make_network
@@ -75,8 +76,8 @@ TEMPLATES_FILE = "pose_templates.safetensors"
 REGION_SIZE = 32
 #: brains whose longest axis is outside this range (mm) are not plausible (fetal ≈ 50–110, adult ≈ 170–190).
 PLAUSIBLE_SIZE_MM = (35.0, 230.0)
-#: below this confidence a pose should not drive a scanner; the CLI says so.
-LOW_CONFIDENCE = 0.5
+#: below this confidence a pose should not drive a scanner; the CLI says so, and `mrmotion prescribe` refuses it
+LOW_CONFIDENCE = RELIABLE_CONFIDENCE
 #: a region network whose recorded validation error (median, degrees; in its weights' summary) is above this has
 #: not learned orientations: its poses keep the brain centre but their confidence is scaled by UNVALIDATED_FACTOR
 VALIDATED_DEG = 30.0

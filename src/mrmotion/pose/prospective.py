@@ -38,6 +38,22 @@ def head_motion(pose_reference: np.ndarray, pose_now: np.ndarray) -> np.ndarray:
     return now @ invert_rigid(reference)
 
 
+#: confidence below which a head pose should not move slices: `mrmotion pose` calls such a pose not reliable
+#: (``mrmotion.pose.estimate.LOW_CONFIDENCE``) and `mrmotion prescribe` refuses it by default
+RELIABLE_CONFIDENCE = 0.5
+
+
+def pose_to_follow(
+    followed: np.ndarray, estimate: np.ndarray, confidence: float, min_confidence: float = RELIABLE_CONFIDENCE
+) -> np.ndarray:
+    """The head pose a prospective loop should act on: the new ``estimate`` when its ``confidence`` is at least
+    ``min_confidence``, else the pose it ``followed`` last (a doubtful navigator leaves the slices where they were,
+    rather than moving them by a possibly wrong pose)."""
+    if not np.isfinite(confidence):
+        raise MrMotionError(f"pose confidence must be a number, got {confidence!r}")
+    return as_rigid(estimate, "pose") if confidence >= min_confidence else as_rigid(followed, "followed pose")
+
+
 def follow_head(
     slices: list[SlicePrescription], pose_reference: np.ndarray, pose_now: np.ndarray
 ) -> list[SlicePrescription]:
