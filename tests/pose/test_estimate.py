@@ -239,7 +239,7 @@ def test_the_localiser_takes_its_most_probable_component_or_a_faint_one():
 def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_confident_kept(monkeypatch):
     """The control flow of the retries, with the localiser and the pose at each size replaced by scripted ones:
     first the localiser's brain (60 mm) at sizes × 1, 1.2, 0.8; when none is confident, the localiser again on a
-    cube of ZOOM brain sizes around it (which finds 55 mm) and the sizes again."""
+    cube of ZOOM brain sizes around it (which finds 55 mm) and the sizes again; then on a cube of ZOOM half-sizes."""
     from mrmotion.pose import estimate
     from mrmotion.pose.estimate import PoseEstimate
 
@@ -249,11 +249,14 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
 
     def localise(model, data, scanner_from_voxel, centre, side, axes):
         localised.append((np.asarray(centre).tolist(), side))
-        return dict(found) if len(localised) == 1 else zoom_result
+        if len(localised) == 1:
+            return dict(found)
+        return second_zoom if len(localised) == 3 and second_zoom is not None else zoom_result
 
     monkeypatch.setattr(estimate, "_localise", localise)
     monkeypatch.setattr(estimate, "RESCALES", (1.2, 0.8))
     monkeypatch.setattr(estimate, "ZOOM", 3.0)
+    monkeypatch.setattr(estimate, "ZOOM_SIZES", (1.0,))  # the half-size zoom: below
     calls = []
 
     def scripted(confidences):
@@ -276,7 +279,7 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
         monkeypatch.setattr(estimate, "_pose_of_brain", scripted(confidences))
         return estimate_pose(image, affine)
 
-    zoom_result = None
+    zoom_result = second_zoom = None
     confident = run({60.0: 0.9, 72.0: 1.0})
     assert calls == [60.0] and len(localised) == 1 and confident.details == {"size_factor": 1.0, "zoomed": False}
 
@@ -296,6 +299,16 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
 
     nothing_zoomed = run({72.0: 0.3}, zoom=None)  # the zoomed localiser finds nothing: the first pass stands
     assert calls == first and nothing_zoomed.confidence == 0.3
+
+    # a second zoomed cube, cut for half the brain found (a coarse localiser that merged the brain with the tissue
+    # around it), when the first zoom gives no confident pose either; not when it does
+    monkeypatch.setattr(estimate, "ZOOM_SIZES", (1.0, 0.5))
+    second_zoom = {**found, "centre": np.array([0.0, 4.0, 0.0]), "size": 50.0}
+    halved = run({60.0: 0.1, 55.0: 0.2, 50.0: 0.8})
+    assert calls == first + again + [50.0] and halved.confidence == 0.8 and halved.details["zoomed"] is True
+    assert localised[2] == ([0.0, 0.0, 0.0], 105.0)  # 3 × 30 mm, raised to the smallest plausible brain (35 mm)
+    assert run({66.0: 0.6}).details["zoomed"] is True and len(localised) == 2  # the first zoom was confident
+    second_zoom = None
 
     monkeypatch.setattr(estimate, "ZOOM", 0.0)
     assert run({60.0: 0.1}).confidence == 0.1 and len(localised) == 1  # zoom off

@@ -5,8 +5,9 @@ of our version of E(3)-Pose.
    brain probability → most probable connected component → centroid and size. When the pose of stages 2–3 has a
    low confidence, they are run again on cubes cut for a larger and a smaller brain, and when still none is
    confident, the localiser is run again on a cube of :data:`ZOOM` brain sizes around the brain it found (finer
-   voxels) and the sizes are tried again; the most confident pose is kept (the coarse localiser misjudges small
-   brains).
+   voxels) and the sizes are tried again, then on one cut for half that brain (:data:`ZOOM_SIZES`: in a whole-uterus
+   field of view the coarse localiser can merge the brain with the tissue around it); the most confident pose is
+   kept (the coarse localiser misjudges small brains).
 2. **Orient** (:class:`~mrmotion.pose.networks.RegionNet`, :mod:`mrmotion.pose.regions`): a 32³ cube around the
    brain (brain ≈ 60% of its side) → probabilities of nine left–right-symmetric brain regions, averaged over
    the identity and the 3 half-turns of the grid about its axes (exactly equivariant to them) → the proper rotation
@@ -66,6 +67,10 @@ RESCALES = (1.18, 0.85)
 #: On the same training-atlas scouts (benchmarks/results/pose_fallbacks.txt): failures 5.6% -> 4.4%, doubtful poses
 #: 7.2% -> 6.1%, none confident and wrong.
 ZOOM = 3.0
+#: factors on the localiser's brain size for the zoomed cubes, tried in turn while no pose is confident: in wide
+#: fields of view (the whole uterus, 4–6 brain sizes) the coarse localiser can merge the brain with the tissue around
+#: it and find a brain twice too large, so the second cube is cut for half of it (benchmarks/pose_full_field.py)
+ZOOM_SIZES = (1.0, 0.5)
 #: whether the localiser is averaged with its run on the mirrored volume (benchmarks/pose_speed_settings.py)
 LOCALISER_MIRROR = True
 #: probability above which the localiser's components are taken when none reaches 0.5 (a faint brain: its low
@@ -316,8 +321,9 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
 
     When the pose's confidence is below :data:`LOW_CONFIDENCE`, the region cube is cut again for the brain sizes
     of :data:`RESCALES`; when none is confident, the brain is localised again on a cube of :data:`ZOOM` of its
-    sizes around it and the sizes tried again. The most confident pose is kept (``details["size_factor"]``: its
-    factor on the localiser's brain size; ``details["zoomed"]``: whether it came from the zoomed localiser).
+    sizes around it (and then of its half-sizes, :data:`ZOOM_SIZES`) and the sizes tried again. The most confident
+    pose is kept (``details["size_factor"]``: its factor on the localiser's brain size; ``details["zoomed"]``:
+    whether it came from a zoomed localiser).
 
     Raises :class:`~mrmotion.errors.MrMotionError` for volumes that are not 3-D, have NaNs, are constant, or in
     which no brain-like structure is found at all; a doubtful brain gives a low ``confidence`` instead.
@@ -331,8 +337,10 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     if found is None:
         raise MrMotionError("no brain-like structure found in the volume (confidence 0): no pose to give")
     best = _most_confident_size(model, data, scanner_from_voxel, axes, found)
-    if ZOOM and (best is None or best.confidence < LOW_CONFIDENCE):
-        zoom_side = ZOOM * float(np.clip(found["size"], *PLAUSIBLE_SIZE_MM))
+    for factor in ZOOM_SIZES if ZOOM else ():
+        if best is not None and best.confidence >= LOW_CONFIDENCE:
+            break
+        zoom_side = ZOOM * float(np.clip(found["size"] * factor, *PLAUSIBLE_SIZE_MM))
         zoomed = _localise(model, data, scanner_from_voxel, found["centre"], min(zoom_side, side), axes)
         if zoomed is not None:
             again = _most_confident_size(model, data, scanner_from_voxel, axes, zoomed)
