@@ -58,15 +58,62 @@ def geodesic_deg(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cosine, -1, 1))))
 
 
-def test_volume(t2, rng: np.random.Generator):
-    """One degraded 3 mm scout at a random pose; returns (data, scanner_from_voxel, true scanner_from_head)."""
+def test_volume(t2, rng: np.random.Generator, fov_factor: tuple[float, float] = (1.8, 3.0)):
+    """One degraded 3 mm scout at a random pose, its field of view ``fov_factor`` × the brain's size; returns (data,
+    scanner_from_voxel, true scanner_from_head)."""
     from mrmotion.pose import synth
 
     pose = np.eye(4)
     pose[:3, :3] = synth.random_rotation(rng)
     pose[:3, 3] = rng.uniform(-30, 30, 3)
-    data, grid = synth.scout_volume(t2, pose, rng, VOXEL_MM)
+    data, grid = synth.scout_volume(t2, pose, rng, VOXEL_MM, fov_factor)
     return data, grid, pose
+
+
+def scouts_of(folders: list[Path], per_atlas: int, rng: np.random.Generator, fov_factor=(1.8, 3.0)) -> list:
+    """``per_atlas`` scouts (:func:`test_volume`) of each atlas folder in turn, from the atlases' own T2 images."""
+    from mrmotion.pose import synth
+
+    scouts = []
+    for folder in folders:
+        _, t2 = synth.fetal_t2_subject(folder)
+        scouts += [test_volume(t2, rng, fov_factor) for _ in range(per_atlas)]
+    return scouts
+
+
+def run_scouts(scouts: list, model) -> dict[str, list]:
+    """Our pose of every scout: ``errors`` (rotation, deg; 180 when no brain is found), ``shifts`` (brain centre,
+    mm; inf when none), ``seconds``, ``poses`` (NaN when none) and ``estimates`` (None when none)."""
+    from mrmotion.pose.estimate import estimate_pose
+
+    run: dict[str, list] = {"errors": [], "shifts": [], "seconds": [], "poses": [], "estimates": []}
+    for data, grid, truth in scouts:
+        began = time.perf_counter()
+        try:
+            estimate = estimate_pose(data, grid, model)
+        except Exception:  # no brain found: a failure
+            estimate = None
+        run["seconds"].append(time.perf_counter() - began)
+        pose = estimate.scanner_from_head if estimate is not None else np.full((4, 4), np.nan)
+        run["estimates"].append(estimate)
+        run["poses"].append(pose)
+        run["errors"].append(geodesic_deg(pose, truth) if estimate is not None else 180.0)
+        run["shifts"].append(float(np.linalg.norm(pose[:3, 3] - truth[:3, 3])) if estimate is not None else np.inf)
+    return run
+
+
+#: column heads of :func:`scout_summary`
+SCOUT_COLUMNS = f"{'median °':>9} {'p95 °':>7} {'failures':>9} {'centre mm':>9} {'s / volume':>11}"
+
+
+def scout_summary(run: dict[str, list]) -> str:
+    """Median and 95th-percentile rotation error, failures, median centre error and mean seconds of a
+    :func:`run_scouts`, as the columns of the scout benchmarks' tables."""
+    errors = np.array(run["errors"])
+    return (
+        f"{np.median(errors):9.2f} {np.percentile(errors, 95):7.1f} {100 * np.mean(errors > FAILURE_DEG):8.1f}% "
+        f"{np.median(run['shifts']):9.2f} {np.mean(run['seconds']):11.3f}"
+    )
 
 
 class Registration:

@@ -52,16 +52,7 @@ def main() -> None:
         for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES)
         if (f.name in HELD_OUT) == (args.atlases == "held-out")
     ]
-    rng = np.random.default_rng(args.seed)
-    scouts = []
-    for folder in folders:
-        _, t2 = synth.fetal_t2_subject(folder)
-        for _ in range(args.per_atlas):
-            truth = np.eye(4)
-            truth[:3, :3] = synth.random_rotation(rng)
-            truth[:3, 3] = rng.uniform(-30, 30, 3)
-            data, grid = synth.scout_volume(t2, truth, rng, pose_benchmark.VOXEL_MM, fov_factor=FOV_FACTOR)
-            scouts.append((data, grid, truth))
+    scouts = pose_benchmark.scouts_of(folders, args.per_atlas, np.random.default_rng(args.seed), FOV_FACTOR)
     voxel = pose_benchmark.VOXEL_MM
     sides = [s[0].shape[0] * voxel for s in scouts]
     names = ", ".join(f.name for f in folders)
@@ -72,34 +63,16 @@ def main() -> None:
         f"{FOV_FACTOR[0]:g}–{FOV_FACTOR[1]:g}× the brain's size ({min(sides):.0f}–{max(sides):.0f} mm), "
         f"{voxel:g} mm voxels, slices {voxel:g}–{1.5 * voxel:g} mm",
         "",
-        f"{'setting':42} {'median °':>9} {'p95 °':>7} {'failures':>9} {'centre mm':>10} {'zoomed':>7} "
-        f"{'s / volume':>11}",
+        f"{'setting':42} {pose_benchmark.SCOUT_COLUMNS} {'zoomed':>7}",
     ]
     print("\n".join(lines), flush=True)
     default = estimate.ZOOM_SIZES
     try:
         for label, sizes in SETTINGS.items():
             estimate.ZOOM_SIZES = sizes
-            errors, shifts, zoomed, seconds = [], [], [], []
-            for data, grid, truth in scouts:
-                began = time.perf_counter()
-                try:
-                    found = estimate.estimate_pose(data, grid, model)
-                    pose = found.scanner_from_head
-                    errors.append(pose_benchmark.geodesic_deg(pose, truth))
-                    shifts.append(float(np.linalg.norm(pose[:3, 3] - truth[:3, 3])))
-                    zoomed.append(bool(found.details["zoomed"]))
-                except Exception:  # no brain found: a failure
-                    errors.append(180.0)
-                    shifts.append(np.inf)
-                    zoomed.append(False)
-                seconds.append(time.perf_counter() - began)
-            errors = np.array(errors)
-            lines.append(
-                f"{label:42} {np.median(errors):9.2f} {np.percentile(errors, 95):7.1f} "
-                f"{100 * np.mean(errors > pose_benchmark.FAILURE_DEG):8.1f}% {np.median(shifts):10.2f} "
-                f"{100 * np.mean(zoomed):6.0f}% {np.mean(seconds):11.2f}"
-            )
+            run = pose_benchmark.run_scouts(scouts, model)
+            zoomed = [e is not None and bool(e.details["zoomed"]) for e in run["estimates"]]
+            lines.append(f"{label:42} {pose_benchmark.scout_summary(run)} {100 * np.mean(zoomed):6.0f}%")
             print(lines[-1], flush=True)
     finally:
         estimate.ZOOM_SIZES = default

@@ -128,11 +128,7 @@ def main() -> None:
     torch.set_num_threads(2)
     shipped = estimate.PoseModel.load()
     folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name not in HELD_OUT]
-    rng = np.random.default_rng(args.seed)
-    scouts = []
-    for folder in folders:
-        _, t2 = synth.fetal_t2_subject(folder)
-        scouts += [pose_benchmark.test_volume(t2, rng) for _ in range(args.per_atlas)]
+    scouts = pose_benchmark.scouts_of(folders, args.per_atlas, np.random.default_rng(args.seed))
     chosen = args.only or list(SETTINGS)
     unknown = [label for label in chosen if label not in SETTINGS]
     if unknown:
@@ -145,8 +141,7 @@ def main() -> None:
         "shipped weights; the same scouts for every setting; defaults: "
         + ", ".join(f"{name} {getattr(module, name)}" for module, name in defaults_of(estimate, template)),
         "",
-        f"{'setting':24} {'median °':>9} {'p95 °':>7} {'failures':>9} {'mm':>5} {'s / volume':>11} "
-        f"{'vs first: median °':>19} {'max °':>6}",
+        f"{'setting':24} {pose_benchmark.SCOUT_COLUMNS} {'vs first: median °':>19} {'max °':>6}",
     ]
     print("\n".join(lines), flush=True)
     reference = None
@@ -163,33 +158,17 @@ def main() -> None:
                     setattr(modules[key.split(".")[0]], key.split(".")[1], value)
             model = replace(shipped, precision=precision)
             estimate.estimate_pose(*scouts[0][:2], model)  # warm-up
-            errors, shifts, seconds, poses = [], [], [], []
-            for data, grid, truth in scouts:
-                began = time.perf_counter()
-                try:
-                    pose = estimate.estimate_pose(data, grid, model).scanner_from_head
-                except Exception:  # no brain found: a failure
-                    pose = np.full((4, 4), np.nan)
-                seconds.append(time.perf_counter() - began)
-                poses.append(pose)
-                found = np.all(np.isfinite(pose))
-                errors.append(pose_benchmark.geodesic_deg(pose, truth) if found else 180.0)
-                shifts.append(float(np.linalg.norm(pose[:3, 3] - truth[:3, 3])) if found else np.inf)
+            run = pose_benchmark.run_scouts(scouts, model)
         finally:
             for key, value in saved.items():
                 setattr(modules[key.split(".")[0]], key.split(".")[1], value)
             estimate.GROUPS["equivariant"] = saved_group
-        reference = reference or poses
+        reference = reference or run["poses"]
         apart = [
             pose_benchmark.geodesic_deg(a, b) if np.all(np.isfinite(a) & np.isfinite(b)) else 180.0
-            for a, b in zip(poses, reference, strict=True)
+            for a, b in zip(run["poses"], reference, strict=True)
         ]
-        errors = np.array(errors)
-        lines.append(
-            f"{label:24} {np.median(errors):9.2f} {np.percentile(errors, 95):7.1f} "
-            f"{100 * np.mean(errors > pose_benchmark.FAILURE_DEG):8.1f}% {np.median(shifts):5.2f} "
-            f"{np.mean(seconds):11.3f} {np.median(apart):19.2f} {np.max(apart):6.1f}"
-        )
+        lines.append(f"{label:24} {pose_benchmark.scout_summary(run)} {np.median(apart):19.2f} {np.max(apart):6.1f}")
         print(lines[-1], flush=True)
     lines += ["", *part_timings(shipped)]
     text = "\n".join(lines)

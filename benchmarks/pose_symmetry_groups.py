@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,29 +36,18 @@ def main() -> None:
     torch.set_num_threads(2)
     model = estimate.PoseModel.load()
     folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name not in HELD_OUT]
+    scouts = pose_benchmark.scouts_of(folders, args.per_atlas, np.random.default_rng(args.seed))
     lines = [f"{args.per_atlas} scouts of each of {len(folders)} training atlases (3 mm, as benchmarks/pose.py makes "
              "them), shipped weights; the same scouts for every group", "",
-             f"{'group':12} {'median °':>9} {'p95 °':>7} {'failures':>9} {'s / volume':>11}"]  # fmt: skip
-    for group in args.groups:
-        estimate.GROUPS["equivariant"] = group
-        rng = np.random.default_rng(args.seed)
-        errors, seconds = [], []
-        for folder in folders:
-            _, t2 = synth.fetal_t2_subject(folder)
-            for _ in range(args.per_atlas):
-                data, grid, truth = pose_benchmark.test_volume(t2, rng)
-                began = time.perf_counter()
-                try:
-                    pose = estimate.estimate_pose(data, grid, model).scanner_from_head
-                    error = pose_benchmark.geodesic_deg(pose, truth)
-                except Exception:  # no brain found: a failure
-                    error = 180.0
-                seconds.append(time.perf_counter() - began)
-                errors.append(error)
-        errors = np.array(errors)
-        lines.append(f"{group:12} {np.median(errors):9.2f} {np.percentile(errors, 95):7.1f} "
-                     f"{100 * np.mean(errors > 30):8.1f}% {np.mean(seconds):11.3f}")  # fmt: skip
-        print(lines[-1], flush=True)
+             f"{'group':12} {pose_benchmark.SCOUT_COLUMNS}"]  # fmt: skip
+    default = estimate.GROUPS["equivariant"]
+    try:
+        for group in args.groups:
+            estimate.GROUPS["equivariant"] = group
+            lines.append(f"{group:12} {pose_benchmark.scout_summary(pose_benchmark.run_scouts(scouts, model))}")
+            print(lines[-1], flush=True)
+    finally:
+        estimate.GROUPS["equivariant"] = default
     text = "\n".join(lines)
     out = pose_benchmark.RESULTS / "pose_symmetry_groups.txt"
     out.write_text(f"# command: python benchmarks/pose_symmetry_groups.py\n{text}\n")
