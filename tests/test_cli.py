@@ -149,6 +149,12 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(demo_dir, tmp_path):
         "not a rigid",
         tmp_path,
     )
+    tracker_mode = ["prescribe", "--slices", demo_dir / "slices.json", "--tracker", demo_dir / "tracker.csv"]
+    _assert_fails(
+        [*tracker_mode, "--calibration", demo_dir / "scanner_from_camera.json", "--min-confidence", "0.2", "-o", out],
+        "tracker poses carry no confidence",
+        tmp_path,
+    )
     _assert_fails(["motion-report", demo_dir / "tracker.csv", "-o", tmp_path / "motion.txt"], ".png", tmp_path)
     _assert_fails(
         ["motion-report", demo_dir / "tracker.csv", "-o", tmp_path / "nofolder" / "m.png"], "does not exist", tmp_path

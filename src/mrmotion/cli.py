@@ -103,11 +103,12 @@ def prescribe(
         typer.Option(help="sagittal, coronal or axial: new slices in this plane of the head at --pose."),
     ] = None,
     min_confidence: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Head poses whose confidence is below this are refused and nothing is written (0: take any)."
+            help=f"Head poses whose confidence is below this are refused and nothing is written (0: take any; "
+            f"default {RELIABLE_CONFIDENCE:g}). Head poses only: tracker poses carry no confidence."
         ),
-    ] = RELIABLE_CONFIDENCE,
+    ] = None,
 ) -> None:
     """Prospective slice updates, from a tracker or from head poses.
 
@@ -140,6 +141,10 @@ def prescribe(
             raise MrMotionError("--tracker and --calibration go together; give both")
         if pose is not None:
             raise MrMotionError("--pose does not go with --tracker; use --pose-ref and --pose instead")
+        if min_confidence is not None:
+            raise MrMotionError(
+                "--min-confidence applies to head poses from `mrmotion pose`; tracker poses carry no confidence"
+            )
         from mrmotion.commands import prescribe_files
 
         result = prescribe_files(slices, tracker, calibration, output)
@@ -155,6 +160,7 @@ def prescribe(
 
         if pose is None:
             raise MrMotionError("--pose is needed (the head pose now, from `mrmotion pose`)")
+        min_confidence = RELIABLE_CONFIDENCE if min_confidence is None else min_confidence
         if modes["poses"]:
             moved = prescribe_with_poses(slices, pose_ref, pose, output, min_confidence)
             console.print(f"{len(moved)} slices moved with the head")
@@ -184,19 +190,14 @@ def pose_command(
     Head frame: origin at the brain centre, axes toward the subject's left, posterior and superior; scanner LPS mm.
     The brain is found first (the volume may be a whole uterus or a head with neck), then nine left–right-symmetric
     brain regions are segmented (averaged over the identity and the 3 half-turns of the grid: equivariant to them)
-    and the head's rotation is fitted to their centroids. A confidence below 0.5 means: do not drive the scanner with
-    this pose.
+    and the head's rotation is fitted to their centroids and the brain's principal axes, then refined by matching
+    the regions to region templates of the training atlases. A confidence below 0.5 means: do not drive the scanner
+    with this pose. Input checks run before the networks are loaded.
     """
-    from dataclasses import replace
-
     from rich.progress import Progress
 
     from mrmotion.commands.pose import pose_file, pose_folder
-    from mrmotion.pose.estimate import LOW_CONFIDENCE, default_model
-    from mrmotion.pose.networks import resolved_precision
-
-    resolved_precision(precision)  # an unknown precision is refused before the weights are read
-    model = replace(default_model(), precision=precision)
+    from mrmotion.pose.estimate import LOW_CONFIDENCE
 
     def describe(result) -> str:
         estimate = result.estimate
@@ -222,14 +223,14 @@ def pose_command(
                 failed = f"{result.volume.name}: [red]{result.error}[/]"
                 bar.console.print(describe(result) if result.error is None else failed)
 
-            results = pose_folder(volume, output, model, progress=step)
+            results = pose_folder(volume, output, progress=step, precision=precision)
         failed = [r for r in results if r.error]
         console.print(f"wrote {len(results) - len(failed)} pose file(s) to {output}")
         if failed:
             errors.print(f"[bold red]error:[/] {len(failed)} volume(s) without a pose (listed above)")
             raise typer.Exit(code=2)
     else:
-        result = pose_file(volume, output, model)
+        result = pose_file(volume, output, precision=precision)
         console.print(describe(result))
         console.print(f"wrote {output}")
 

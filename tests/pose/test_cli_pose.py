@@ -80,12 +80,19 @@ def test_pose_of_a_folder_with_a_bad_file(atlas_volume, tmp_path):
         (np.where(np.eye(12)[:, :, None] > 0, np.nan, 1.0) * np.ones((12, 12, 12)), "NaN"),
     ],
 )
-def test_pose_bad_volumes(tmp_path, data, message):
+def test_pose_bad_volumes(tmp_path, data, message, monkeypatch):
+    """Refused with the reason, nothing written, and before the networks are loaded (no wait for a bad file)."""
+    import mrmotion.pose.estimate
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the weights were loaded for a volume that fails its checks")
+
+    monkeypatch.setattr(mrmotion.pose.estimate, "default_model", no_weights)
     volume = tmp_path / "bad.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(data, np.float32), np.eye(4)), volume)
     output = tmp_path / "pose.json"
     result = invoke("pose", volume, "-o", output)
-    assert result.exit_code == 2
+    assert result.exit_code == 2, result.output
     assert message in result.output
     assert not output.exists()
 
@@ -223,15 +230,10 @@ def test_prescribe_refuses_a_doubtful_pose_unless_told_otherwise(tmp_path):
     write_transform(tmp_path / "odd.json", after, "head", "scanner", confidence="high")
     result = prescribe("odd.json")
     assert result.exit_code == 2 and "confidence must be a number" in result.output
-    default = next(p for p in typer_main_params("prescribe") if p.name == "min_confidence").default
-    assert default == LOW_CONFIDENCE
-
-
-def typer_main_params(command: str):
-    """The click parameters of a command of the CLI."""
-    import typer.main
-
-    return typer.main.get_command(app).commands[command].params
+    # the default threshold is the one below which `mrmotion pose` calls a pose not reliable
+    for offset, code in ((-0.01, 2), (0.01, 0)):
+        write_transform(tmp_path / "edge.json", after, "head", "scanner", confidence=LOW_CONFIDENCE + offset)
+        assert prescribe("edge.json").exit_code == code
 
 
 def test_prescribe_refuses_a_non_head_pose_and_a_non_rigid_one(tmp_path):

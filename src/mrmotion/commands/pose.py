@@ -38,16 +38,31 @@ class PoseResult:
     error: str | None = None
 
 
-def pose_file(volume: Path, output: Path, model=None) -> PoseResult:
-    """Estimate the head pose of one NIfTI volume and write it as transform JSON (head → scanner, LPS mm)."""
-    from mrmotion.pose.estimate import estimate_pose
+def _model(model=None, precision: str = "auto"):
+    """``model``, or the shipped one in ``precision`` (loaded once per process; about 0.5 s the first time)."""
+    from dataclasses import replace
 
+    from mrmotion.pose.estimate import default_model
+
+    return model if model is not None else replace(default_model(), precision=precision)
+
+
+def pose_file(volume: Path, output: Path, model=None, precision: str = "auto") -> PoseResult:
+    """Estimate the head pose of one NIfTI volume and write it as transform JSON (head → scanner, LPS mm).
+
+    ``model``: a :class:`~mrmotion.pose.estimate.PoseModel`; None: the shipped one in ``precision``, loaded only
+    after the output, the file and its voxels have passed their checks (a bad input fails at once)."""
+    from mrmotion.pose.estimate import check_volume, estimate_pose
+    from mrmotion.pose.networks import resolved_precision
+
+    resolved_precision(precision)
     check_output(output, [volume])
     if output.suffix.lower() != ".json":
         raise OutputFileError(f"output {output}: expected a .json file name")
     image = read_image(volume, allow_2d=False)
     try:
-        estimate = estimate_pose(image.data, image.scanner_from_voxel, model)
+        check_volume(image.data, image.scanner_from_voxel)
+        estimate = estimate_pose(image.data, image.scanner_from_voxel, _model(model, precision))
     except MrMotionError as error:
         raise InputFileError(volume, str(error)) from None
     write_transform(
@@ -66,12 +81,20 @@ def pose_file(volume: Path, output: Path, model=None) -> PoseResult:
 
 
 def pose_folder(
-    folder: Path, output_folder: Path, model=None, progress: Callable[[int, int, PoseResult], None] | None = None
+    folder: Path,
+    output_folder: Path,
+    model=None,
+    progress: Callable[[int, int, PoseResult], None] | None = None,
+    precision: str = "auto",
 ) -> list[PoseResult]:
-    """Pose of every NIfTI volume in ``folder``, written to ``output_folder/<name>.json``.
+    """Pose of every NIfTI volume in ``folder``, written to ``output_folder/<name>.json`` (``model`` and
+    ``precision`` as in :func:`pose_file`).
 
     A volume that cannot be read or holds no brain is reported in its result (``error``) and the others go on.
     """
+    from mrmotion.pose.networks import resolved_precision
+
+    resolved_precision(precision)
     if not folder.is_dir():
         raise InputFileError(folder, "not a folder")
     volumes = sorted(p for p in folder.iterdir() if p.is_file() and _is_nifti(p))
@@ -82,15 +105,11 @@ def pose_folder(
     if output_folder.resolve() == folder.resolve():
         raise OutputFileError(f"output folder {output_folder} is the input folder; choose another")
     output_folder.mkdir(parents=True, exist_ok=True)
-    if model is None:
-        from mrmotion.pose.estimate import default_model
-
-        model = default_model()
     results = []
     for index, volume in enumerate(volumes):
         output = output_folder / f"{_stem(volume)}.json"
         try:
-            result = pose_file(volume, output, model)
+            result = pose_file(volume, output, model, precision)
         except MrMotionError as error:
             result = PoseResult(volume, None, None, str(error))
         results.append(result)
