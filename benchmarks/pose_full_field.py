@@ -5,11 +5,13 @@ here the field of view is 4–6× the brain's size (250–600 mm; 3 mm voxels, s
 bias, bands and noise as in ``benchmarks/pose.py``). In such fields the coarse localiser (a 48³ cube over the whole
 field) can merge the brain with the tissue around it and find a brain about twice too large; when no pose is then
 confident, ``estimate.ZOOM_SIZES`` sets the brain sizes the zoomed localiser's cubes are cut for. Compared: the
-zoomed cube for the localiser's brain size only (up to session 16) and for that size and then half of it (the
-default, chosen on the training atlases with ``--atlases train``).
+zoomed cube for the localiser's brain size only (up to session 15), for that size and then half of it (session 16,
+chosen on the training atlases with ``--atlases train``), and then also the localiser's other connected components
+(``estimate.OTHER_COMPONENTS``, session 17: it can take maternal or fetal-body tissue for the brain).
 
-Prints per setting: median and 95th-percentile rotation error, failures (> 30°), median brain-centre error, share of
-poses from a zoomed cube, seconds per volume. Writes ``benchmarks/results/pose_full_field[_train].txt``.
+Prints per setting: median and 95th-percentile rotation error, failures (> 30°), median brain-centre error, seconds
+per volume, shares of poses from a zoomed cube and from another component, and of failures with a confidence ≥ 0.5
+(confident and wrong: the ones a scanner would act on). Writes ``benchmarks/results/pose_full_field[_train].txt``.
 
     python benchmarks/pose_full_field.py                    # held-out atlases, 60 scouts each
     python benchmarks/pose_full_field.py --atlases train --per-atlas 10
@@ -28,7 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pose as pose_benchmark  # noqa: E402  (the geodesic and the atlas folder, as benchmarks/pose.py has them)
 
 FOV_FACTOR = (4.0, 6.0)
-SETTINGS = {"zoom for the found size only": (1.0,), "zoom for the found size, then half of it": (1.0, 0.5)}
+#: setting → (estimate.ZOOM_SIZES, estimate.OTHER_COMPONENTS)
+SETTINGS = {
+    "zoom for the found size only (to s. 15)": ((1.0,), 0),
+    "+ then half of it (session 16)": ((1.0, 0.5), 0),
+    "+ other localiser components (now)": ((1.0, 0.5), 3),
+}
 
 
 def main() -> None:
@@ -63,19 +70,27 @@ def main() -> None:
         f"{FOV_FACTOR[0]:g}–{FOV_FACTOR[1]:g}× the brain's size ({min(sides):.0f}–{max(sides):.0f} mm), "
         f"{voxel:g} mm voxels, slices {voxel:g}–{1.5 * voxel:g} mm",
         "",
-        f"{'setting':42} {pose_benchmark.SCOUT_COLUMNS} {'zoomed':>7}",
+        f"{'setting':42} {pose_benchmark.SCOUT_COLUMNS} {'zoomed':>7} {'other':>7} {'confident':>9}",
     ]
     print("\n".join(lines), flush=True)
-    default = estimate.ZOOM_SIZES
+    default = estimate.ZOOM_SIZES, estimate.OTHER_COMPONENTS
     try:
-        for label, sizes in SETTINGS.items():
-            estimate.ZOOM_SIZES = sizes
+        for label, (sizes, others) in SETTINGS.items():
+            estimate.ZOOM_SIZES, estimate.OTHER_COMPONENTS = sizes, others
             run = pose_benchmark.run_scouts(scouts, model)
             zoomed = [e is not None and bool(e.details["zoomed"]) for e in run["estimates"]]
-            lines.append(f"{label:42} {pose_benchmark.scout_summary(run)} {100 * np.mean(zoomed):6.0f}%")
+            other = [e is not None and e.details["component"] > 0 for e in run["estimates"]]
+            confident_wrong = [
+                e is not None and e.confidence >= estimate.LOW_CONFIDENCE and error > pose_benchmark.FAILURE_DEG
+                for e, error in zip(run["estimates"], run["errors"], strict=True)
+            ]
+            lines.append(
+                f"{label:42} {pose_benchmark.scout_summary(run)} {100 * np.mean(zoomed):6.0f}% "
+                f"{100 * np.mean(other):6.0f}% {100 * np.mean(confident_wrong):8.1f}%"
+            )
             print(lines[-1], flush=True)
     finally:
-        estimate.ZOOM_SIZES = default
+        estimate.ZOOM_SIZES, estimate.OTHER_COMPONENTS = default
     suffix = "" if args.atlases == "held-out" else "_train"
     (pose_benchmark.RESULTS / f"pose_full_field{suffix}.txt").write_text("\n".join(lines) + "\n")
 

@@ -225,15 +225,25 @@ def _localise_with(logits):
 
 def test_the_localiser_takes_its_most_probable_component_or_a_faint_one():
     """The brain is the component above 0.5 of largest probability mass (centre in mm on the localiser's cube,
-    2 mm voxels here); when none reaches 0.5, one above WEAK_THRESHOLD with its low probability; else nothing."""
+    2 mm voxels here), then the others by mass (at most OTHER_COMPONENTS of them); when none reaches 0.5, one above
+    WEAK_THRESHOLD with its low probability; else nothing."""
+    from mrmotion.pose import estimate
     from mrmotion.pose.estimate import WEAK_THRESHOLD
 
-    found = _localise_with(_blobs({(10, 10, 10): (2, 0.95), (30, 30, 30): (4, 0.8), (40, 10, 40): (0, 0.99)}))
-    assert found["probability"] == pytest.approx(0.8) and np.allclose(found["centre"], 60, atol=0.5)
-    assert found["volume_ml"] == pytest.approx(729 * 0.8 * 8 / 1000, rel=1e-3)
+    logits = _blobs({(10, 10, 10): (2, 0.95), (30, 30, 30): (4, 0.8), (40, 10, 40): (0, 0.99)})
+    found = _localise_with(logits)
+    assert found[0]["probability"] == pytest.approx(0.8) and np.allclose(found[0]["centre"], 60, atol=0.5)
+    assert found[0]["volume_ml"] == pytest.approx(729 * 0.8 * 8 / 1000, rel=1e-3)
+    assert np.allclose(found[1]["centre"], 20, atol=0.5) and np.allclose(found[2]["centre"], [80, 20, 80], atol=0.5)
+    original = estimate.OTHER_COMPONENTS
+    try:
+        estimate.OTHER_COMPONENTS = 1
+        assert len(_localise_with(logits)) == 2
+    finally:
+        estimate.OTHER_COMPONENTS = original
     faint = _localise_with(_blobs({(20, 20, 20): (3, (WEAK_THRESHOLD + 0.5) / 2)}))
-    assert faint["probability"] < 0.5 and np.allclose(faint["centre"], 40, atol=0.5)
-    assert _localise_with(_blobs({(20, 20, 20): (3, WEAK_THRESHOLD / 2)})) is None
+    assert len(faint) == 1 and faint[0]["probability"] < 0.5 and np.allclose(faint[0]["centre"], 40, atol=0.5)
+    assert _localise_with(_blobs({(20, 20, 20): (3, WEAK_THRESHOLD / 2)})) == []
 
 
 def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_confident_kept(monkeypatch):
@@ -250,8 +260,9 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
     def localise(model, data, scanner_from_voxel, centre, side, axes):
         localised.append((np.asarray(centre).tolist(), side))
         if len(localised) == 1:
-            return dict(found)
-        return second_zoom if len(localised) == 3 and second_zoom is not None else zoom_result
+            return [dict(found), *others]
+        zoom = second_zoom if len(localised) == 3 and second_zoom is not None else zoom_result
+        return [] if zoom is None else [zoom]
 
     monkeypatch.setattr(estimate, "_localise", localise)
     monkeypatch.setattr(estimate, "RESCALES", (1.2, 0.8))
@@ -280,12 +291,14 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
         return estimate_pose(image, affine)
 
     zoom_result = second_zoom = None
+    others = []
     confident = run({60.0: 0.9, 72.0: 1.0})
-    assert calls == [60.0] and len(localised) == 1 and confident.details == {"size_factor": 1.0, "zoomed": False}
+    assert calls == [60.0] and len(localised) == 1
+    assert confident.details == {"size_factor": 1.0, "zoomed": False, "component": 0}
 
     doubtful = run({60.0: 0.1, 72.0: 0.3, 48.0: 0.2, 55.0: 0.45, 66.0: 0.2, 44.0: 0.1})
     assert calls == first + again and doubtful.confidence == 0.45  # every try low: all made, the best kept
-    assert doubtful.details == {"size_factor": 1.0, "zoomed": True} and doubtful.brain_size_mm == 55.0
+    assert doubtful.details == {"size_factor": 1.0, "zoomed": True, "component": 0} and doubtful.brain_size_mm == 55.0
     assert localised[1] == ([0.0, 0.0, 0.0], 180.0)  # around the brain found, 3 of its sizes across
 
     worse = run({60.0: 0.1, 72.0: 0.3, 48.0: 0.2, 55.0: 0.2})
@@ -295,7 +308,19 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
     assert calls == [60.0, 72.0] and larger.details["size_factor"] == 1.2 and len(localised) == 1
 
     only_zoomed = run({66.0: 0.6})  # no regions at any size of the first brain; the zoomed one has them
-    assert calls == first + again[:2] and only_zoomed.details == {"size_factor": 1.2, "zoomed": True}
+    assert calls == first + again[:2] and only_zoomed.details == {"size_factor": 1.2, "zoomed": True, "component": 0}
+
+    # the localiser's other components, in turn, when nothing about the most probable one is confident: each
+    # searched as the first (sizes, then the zoom); the most confident pose kept; none tried after a confident one
+    others = [{**found, "centre": np.array([90.0, 0.0, 0.0]), "size": 42.0}, {**found, "size": 80.0}]
+    other = run({60.0: 0.1, 42.0: 0.2, 50.4: 0.7, 80.0: 0.9})
+    assert calls == first + again + [42.0, 50.4] and other.confidence == 0.7
+    assert other.details == {"size_factor": 1.2, "zoomed": False, "component": 1}
+    assert len(localised) == 2  # the coarse localiser and the first component's zoom only
+    assert run({60.0: 0.9, 42.0: 1.0}).details["component"] == 0 and len(localised) == 1
+    none_better = run({60.0: 0.3})  # every component and zoom tried; the first stands
+    assert none_better.details["component"] == 0 and none_better.confidence == 0.3 and len(localised) == 4
+    others = []
 
     nothing_zoomed = run({72.0: 0.3}, zoom=None)  # the zoomed localiser finds nothing: the first pass stands
     assert calls == first and nothing_zoomed.confidence == 0.3

@@ -9,8 +9,8 @@ finer than the working grid would lose its fine detail, anatomy included, in tha
 removes, is added back (:func:`with_input_detail`). Outside the object the model's output is kept, where that detail
 is noise and ghosts. On slices at their own resolution (``benchmarks/learned_correction_native.py``: the real
 256 × 216 slice and 1 mm MNI152 slices) PSNR was up to 4 dB below the corrupted input's before (the round trip's
-blur) and is above it now, and SSIM rose too. The correction is averaged over :data:`DEFAULT_SYMMETRIES` flips of the slice
-(:mod:`mrmotion.learn.symmetry`; the networks were trained on all eight flips and quarter turns).
+blur) and is above it now, and SSIM rose too. The correction is averaged over :data:`DEFAULT_SYMMETRIES` flips of
+the slice (:mod:`mrmotion.learn.symmetry`; the networks were trained on all eight flips and quarter turns).
 
 Refused with a reason: 1-D or 4-D arrays, empty or all-zero images, NaN or infinite voxels, and images with many
 negative values (the model expects magnitudes: more than 1% of voxels below −5% of the maximum). Complex images

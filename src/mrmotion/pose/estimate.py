@@ -71,6 +71,11 @@ ZOOM = 3.0
 #: fields of view (the whole uterus, 4–6 brain sizes) the coarse localiser can merge the brain with the tissue around
 #: it and find a brain twice too large, so the second cube is cut for half of it (benchmarks/pose_full_field.py)
 ZOOM_SIZES = (1.0, 0.5)
+#: when no pose of the localiser's most probable brain is confident, its next most probable connected components
+#: (at most this many) are tried in turn, each as the first was (sizes, then zooms): in whole-uterus fields of view it
+#: can take maternal or fetal-body tissue for the brain and find the brain as a smaller component
+#: (benchmarks/pose_full_field.py, benchmarks/pose_epi_scouts.py); 0: only the most probable
+OTHER_COMPONENTS = 3
 #: whether the localiser is averaged with its run on the mirrored volume (benchmarks/pose_speed_settings.py)
 LOCALISER_MIRROR = True
 #: probability above which the localiser's components are taken when none reaches 0.5 (a faint brain: its low
@@ -281,11 +286,12 @@ def _network_input(cube: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) -> dict | None:
-    """The brain as the localiser finds it (averaged over the volume and its mirror image along the first voxel
-    axis): its most probable connected component above probability 0.5, or when none reaches 0.5, above
-    :data:`WEAK_THRESHOLD` (its low mean probability then lowers the confidence). Centre and size (mm), volume (ml),
-    mean probability; None when nothing is found."""
+def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) -> list[dict]:
+    """Where the localiser finds a brain (averaged over the volume and its mirror image along the first voxel axis):
+    its connected components above probability 0.5, or when none reaches 0.5, above :data:`WEAK_THRESHOLD` (their
+    low mean probability then lowers the confidence), the most probable (largest summed probability) first, at most
+    1 + :data:`OTHER_COMPONENTS`. Each: centre and size (mm), volume (ml), mean probability. Empty when nothing is
+    found."""
     cube, grid = resample_to_cube(data, scanner_from_voxel, centre, side, LOCALISER_SIZE, axes)
     volume = _network_input(cube)
     # averaged with the mirror image (a mirrored head has the mirrored brain). In float32 a batch of two also takes
@@ -303,16 +309,20 @@ def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) ->
         if count:
             break
     else:
-        return None
+        return []
     sums = ndimage.sum(probability, labels, index=np.arange(1, count + 1))
-    chosen = int(np.argmax(sums)) + 1
-    component = np.where(labels == chosen, probability, 0.0)
-    return {
-        "centre": brain_centre(component, grid),
-        "size": brain_size_mm(component, grid),
-        "volume_ml": float(component.sum() * (side / LOCALISER_SIZE) ** 3 / 1000),
-        "probability": float(component[labels == chosen].mean()),
-    }
+    found = []
+    for chosen in np.argsort(-sums, kind="stable")[: 1 + OTHER_COMPONENTS] + 1:
+        component = np.where(labels == chosen, probability, 0.0)
+        found.append(
+            {
+                "centre": brain_centre(component, grid),
+                "size": brain_size_mm(component, grid),
+                "volume_ml": float(component.sum() * (side / LOCALISER_SIZE) ** 3 / 1000),
+                "probability": float(component[labels == chosen].mean()),
+            }
+        )
+    return found
 
 
 @torch.no_grad()
@@ -333,23 +343,41 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     model = model or default_model()
     centre, side = _volume_box(data, scanner_from_voxel)
     axes = volume_axes(scanner_from_voxel)
-    found = _localise(model, data, scanner_from_voxel, centre, side, axes)
-    if found is None:
+    components = _localise(model, data, scanner_from_voxel, centre, side, axes)
+    if not components:
         raise MrMotionError("no brain-like structure found in the volume (confidence 0): no pose to give")
+    best = None
+    for rank, found in enumerate(components):
+        if best is not None and best.confidence >= LOW_CONFIDENCE:
+            break
+        again = _pose_near(model, data, scanner_from_voxel, axes, found, side)
+        if again is not None and (best is None or again.confidence > best.confidence):
+            again.details["component"] = rank
+            best = again
+    if best is None:
+        raise MrMotionError("no brain regions found around the brain centre (confidence 0): no pose to give")
+    return best
+
+
+def _pose_near(
+    model: PoseModel, data: np.ndarray, scanner_from_voxel: np.ndarray, axes: np.ndarray, found: dict, side: float
+) -> PoseEstimate | None:
+    """The most confident pose of the brain ``found`` by the coarse localiser: the cube sizes of :data:`RESCALES`,
+    then, while none is confident, the zoomed localiser's brain (:data:`ZOOM`, :data:`ZOOM_SIZES`) and its sizes.
+    None when no cube has brain regions."""
     best = _most_confident_size(model, data, scanner_from_voxel, axes, found)
     for factor in ZOOM_SIZES if ZOOM else ():
         if best is not None and best.confidence >= LOW_CONFIDENCE:
             break
         zoom_side = ZOOM * float(np.clip(found["size"] * factor, *PLAUSIBLE_SIZE_MM))
         zoomed = _localise(model, data, scanner_from_voxel, found["centre"], min(zoom_side, side), axes)
-        if zoomed is not None:
-            again = _most_confident_size(model, data, scanner_from_voxel, axes, zoomed)
+        if zoomed:
+            again = _most_confident_size(model, data, scanner_from_voxel, axes, zoomed[0])
             if again is not None and (best is None or again.confidence > best.confidence):
                 again.details["zoomed"] = True
                 best = again
-    if best is None:
-        raise MrMotionError("no brain regions found around the brain centre (confidence 0): no pose to give")
-    best.details.setdefault("zoomed", False)
+    if best is not None:
+        best.details.setdefault("zoomed", False)
     return best
 
 
