@@ -417,11 +417,12 @@ def _pose_of_brain(
     except MrMotionError:
         raise MrMotionError("no brain regions found in the cube around the brain") from None
     low, high = PLAUSIBLE_SIZE_MM
-    plausible = (
-        1.0
-        if low <= found["size"] <= high
-        else float(np.exp(-abs(np.log(found["size"] / np.clip(found["size"], low, high))) * 3))
-    )
+    if low <= found["size"] <= high:
+        plausible = 1.0
+    elif found["size"] <= 0:  # a one-voxel component (another component of the localiser's)
+        plausible = 0.0
+    else:
+        plausible = float(np.exp(-abs(np.log(found["size"] / np.clip(found["size"], low, high))) * 3))
     agreement = float(np.exp(-((fit["residual"] / RESIDUAL_SCALE) ** 2)))
     signs = float(np.clip(fit["sign_margin"] / SIGN_MARGIN_SCALE, 0, 1))
     evidence = agreement * signs  # how far the closed-form rotation can be trusted
