@@ -268,15 +268,22 @@ def equivariance_deg(check: str, t2, model, rng: np.random.Generator) -> float:
     return geodesic_deg(moved, motion @ plain)
 
 
-def nearest_training_atlas(name: str) -> Path:
+def atlas_folders(held_out: bool) -> list[Path]:
+    """The fetal atlas folders held out of training (``mrmotion.pose.train.HELD_OUT``), or the training ones; exits
+    with a message when ../shared/data is not there."""
     from mrmotion.pose.synth import fetal_atlas_folders
     from mrmotion.pose.train import HELD_OUT
 
+    if not ATLASES.is_dir():
+        sys.exit(f"fetal atlases not found at {ATLASES}")
+    return [f for f in fetal_atlas_folders(ATLASES) if (f.name in HELD_OUT) == held_out]
+
+
+def nearest_training_atlas(name: str) -> Path:
     def age(folder_name: str) -> int:
         return int(folder_name.split("_GA")[1][:2])
 
-    folders = [f for f in fetal_atlas_folders(ATLASES) if f.name not in HELD_OUT]
-    return min(folders, key=lambda f: (abs(age(f.name) - age(name)), f.name))
+    return min(atlas_folders(held_out=False), key=lambda f: (abs(age(f.name) - age(name)), f.name))
 
 
 def summarise(errors: list[tuple[float, float]], seconds: list[float]) -> dict:

@@ -178,17 +178,14 @@ def main() -> None:
     parser.add_argument("--motion-deg", type=float, nargs="+", default=[10.0, 20.0], help="motion during the stack")
     parser.add_argument("--seed", type=int, default=4545)
     args = parser.parse_args()
-    if not pose_benchmark.ATLASES.is_dir():
-        sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
 
     import torch
 
     from mrmotion.pose import estimate, synth
-    from mrmotion.pose.train import HELD_OUT
 
     torch.set_num_threads(2)
     model = estimate.PoseModel.load()
-    folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name in HELD_OUT]
+    folders = pose_benchmark.atlas_folders(held_out=True)
     rng = np.random.default_rng(args.seed)
     subjects = [synth.fetal_t2_subject(folder)[1] for folder in folders]
     draws = [(t2, draw_scout(t2, rng)) for t2 in subjects for _ in range(args.per_atlas)]

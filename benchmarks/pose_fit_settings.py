@@ -31,14 +31,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=77)
     parser.add_argument("--shipped-only", action="store_true", help="only the shipped group and axes weight")
     args = parser.parse_args()
-    if not pose_benchmark.ATLASES.is_dir():
-        sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
 
     from mrmotion.pose import estimate, regions, synth
-    from mrmotion.pose.train import HELD_OUT
 
     model = estimate.PoseModel.load()
-    folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name not in HELD_OUT]
+    folders = pose_benchmark.atlas_folders(held_out=False)
     rng = np.random.default_rng(args.seed)
     original = regions.AXES_WEIGHT
     groups, weights = (("tetrahedral",), (original,)) if args.shipped_only else (GROUPS, WEIGHTS)

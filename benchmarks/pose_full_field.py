@@ -44,21 +44,14 @@ def main() -> None:
     parser.add_argument("--per-atlas", type=int, default=60, help="scouts per atlas")
     parser.add_argument("--seed", type=int, default=2027)
     args = parser.parse_args()
-    if not pose_benchmark.ATLASES.is_dir():
-        sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
 
     import torch
 
-    from mrmotion.pose import estimate, synth
-    from mrmotion.pose.train import HELD_OUT
+    from mrmotion.pose import estimate
 
     torch.set_num_threads(2)
     model = estimate.PoseModel.load()
-    folders = [
-        f
-        for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES)
-        if (f.name in HELD_OUT) == (args.atlases == "held-out")
-    ]
+    folders = pose_benchmark.atlas_folders(held_out=args.atlases == "held-out")
     scouts = pose_benchmark.scouts_of(folders, args.per_atlas, np.random.default_rng(args.seed), FOV_FACTOR)
     voxel = pose_benchmark.VOXEL_MM
     sides = [s[0].shape[0] * voxel for s in scouts]

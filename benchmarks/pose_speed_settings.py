@@ -116,18 +116,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=78)
     parser.add_argument("--only", nargs="+", help="labels of the settings to run (default: all)")
     args = parser.parse_args()
-    if not pose_benchmark.ATLASES.is_dir():
-        sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
 
     import torch
 
-    from mrmotion.pose import estimate, synth, template
+    from mrmotion.pose import estimate, template
     from mrmotion.pose.networks import native_bfloat16
-    from mrmotion.pose.train import HELD_OUT
 
     torch.set_num_threads(2)
     shipped = estimate.PoseModel.load()
-    folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name not in HELD_OUT]
+    folders = pose_benchmark.atlas_folders(held_out=False)
     scouts = pose_benchmark.scouts_of(folders, args.per_atlas, np.random.default_rng(args.seed))
     chosen = args.only or list(SETTINGS)
     unknown = [label for label in chosen if label not in SETTINGS]

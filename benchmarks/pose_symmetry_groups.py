@@ -25,17 +25,14 @@ def main() -> None:
     parser.add_argument("--groups", nargs="+", default=["tetrahedral", "klein"])
     parser.add_argument("--seed", type=int, default=77)
     args = parser.parse_args()
-    if not pose_benchmark.ATLASES.is_dir():
-        sys.exit(f"fetal atlases not found at {pose_benchmark.ATLASES}")
 
     import torch
 
-    from mrmotion.pose import estimate, synth
-    from mrmotion.pose.train import HELD_OUT
+    from mrmotion.pose import estimate
 
     torch.set_num_threads(2)
     model = estimate.PoseModel.load()
-    folders = [f for f in synth.fetal_atlas_folders(pose_benchmark.ATLASES) if f.name not in HELD_OUT]
+    folders = pose_benchmark.atlas_folders(held_out=False)
     scouts = pose_benchmark.scouts_of(folders, args.per_atlas, np.random.default_rng(args.seed))
     lines = [f"{args.per_atlas} scouts of each of {len(folders)} training atlases (3 mm, as benchmarks/pose.py makes "
              "them), shipped weights; the same scouts for every group", "",
