@@ -18,10 +18,12 @@ time, on the same scouts (same poses, fields of view, contrasts and clutter):
 The bias field, gamma, spin-history bands and Rician noise of ``mrmotion.pose.synth.degrade`` come last, as in the
 other pose benchmarks. Held-out atlases only (``mrmotion.pose.train.HELD_OUT``). Prints per setting: median and
 95th-percentile rotation error, failures (> 30°), median brain-centre error, seconds per volume; writes
-``benchmarks/results/pose_epi_scouts.txt``.
+``benchmarks/results/pose_epi_scouts.txt`` and a figure of the first scout of each atlas in the last setting
+(``pose_epi_scouts.png``).
 
     python benchmarks/pose_epi_scouts.py                  # 40 scouts per held-out atlas
     python benchmarks/pose_epi_scouts.py --per-atlas 5    # a quick look
+    python benchmarks/pose_epi_scouts.py --figure-only    # the figure alone (3 scouts)
 """
 
 from __future__ import annotations
@@ -172,11 +174,57 @@ def render_scout(t2, draw: ScoutDraw, motion_deg: float, epi: bool) -> tuple[np.
     return (image * 1000).astype(np.float32), truth, spread
 
 
+def figure(examples: list[tuple], title: str, path: Path) -> None:
+    """One row per example scout (name, voxels, scanner_from_voxel, truth, estimate or None): the slice through the
+    true brain centre and the reformat across slices through it, with the true (green +) and estimated (red ×)
+    brain centres."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(examples), 2, figsize=(9, 4.2 * len(examples)), squeeze=False)
+    for row, (name, data, affine, truth, estimate) in enumerate(examples):
+        to_voxel = np.linalg.inv(affine)
+        centre = to_voxel[:3, :3] @ truth[:3, 3] + to_voxel[:3, 3]
+        found = None if estimate is None else to_voxel[:3, :3] @ estimate.scanner_from_head[:3, 3] + to_voxel[:3, 3]
+        k = int(np.clip(round(centre[2]), 0, data.shape[2] - 1))
+        j = int(np.clip(round(centre[1]), 0, data.shape[1] - 1))
+        views = (
+            (data[:, :, k], (0, 1), 1.0, f"slice {k}"),
+            (data[:, j, :], (0, 2), SLICE_MM / IN_PLANE_MM, "across slices"),
+        )
+        for column, (image, (a, b), aspect, label) in enumerate(views):
+            ax = axes[row, column]
+            ax.imshow(image.T, cmap="gray", origin="lower", aspect=aspect)
+            ax.plot(centre[a], centre[b], "+", color="lime", markersize=14, mew=2)
+            if found is not None:
+                ax.plot(found[a], found[b], "x", color="red", markersize=12, mew=2)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(label, fontsize=9)
+        error = (
+            "no pose"
+            if estimate is None
+            else (
+                f"rotation error {pose_benchmark.geodesic_deg(estimate.scanner_from_head, truth):.1f}°, "
+                f"confidence {estimate.confidence:.2f}"
+            )
+        )
+        axes[row, 0].set_ylabel(f"{name.replace('fetal_SB_atlas_', '')}\n{error}", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-atlas", type=int, default=40, help="scouts per held-out atlas")
     parser.add_argument("--motion-deg", type=float, nargs="+", default=[10.0, 20.0], help="motion during the stack")
     parser.add_argument("--seed", type=int, default=4545)
+    parser.add_argument(
+        "--figure-only", action="store_true", help="only the figure (the first scout of each atlas, last setting)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -202,6 +250,19 @@ def main() -> None:
         "",
         f"{'setting':38} {pose_benchmark.SCOUT_COLUMNS} {'slice-pose spread °':>20}",
     ]
+    figure_path = pose_benchmark.RESULTS / "pose_epi_scouts.png"
+    label, motion_deg, epi = settings[-1]
+    first = range(0, len(draws), args.per_atlas)  # the first scout of each atlas
+    if args.figure_only:
+        examples = []
+        for index in first:
+            t2, draw = draws[index]
+            data, truth, _ = render_scout(t2, draw, motion_deg, epi)
+            run = pose_benchmark.run_scouts([(data, draw.scanner_from_voxel, truth)], model)
+            examples.append((t2.name, data, draw.scanner_from_voxel, truth, run["estimates"][0]))
+        figure(examples, f"simulated EPI scouts: {label.lstrip('+ ')}", figure_path)
+        print(f"wrote {figure_path}")
+        return
     print("\n".join(lines), flush=True)
     began = time.perf_counter()
     for label, motion_deg, epi in settings:
@@ -213,6 +274,8 @@ def main() -> None:
         run = pose_benchmark.run_scouts(scouts, model)
         lines.append(f"{label:38} {pose_benchmark.scout_summary(run)} {np.median(spreads):20.1f}")
         print(lines[-1], flush=True)
+    examples = [(draws[i][0].name, *scouts[i], run["estimates"][i]) for i in first]
+    figure(examples, f"simulated EPI scouts: {label.lstrip('+ ')}", figure_path)
     lines += ["", f"(slice-pose spread: median over scouts of the largest angle of a slice's pose from the truth; "
               f"{time.perf_counter() - began:.0f} s in all)"]  # fmt: skip
     (pose_benchmark.RESULTS / "pose_epi_scouts.txt").write_text("\n".join(lines) + "\n")
