@@ -308,6 +308,12 @@ def test_correct_command_writes_the_input_geometry_and_refuses_to_overwrite(tmp_
     assert not (tmp_path / "v.nii.gz").exists()
     result = invoke("correct", source, "-o", tmp_path / "u.nii.gz", "--weights", tiny_weights, "--symmetries", "1")
     assert result.exit_code == 0 and (tmp_path / "u.nii.gz").is_file()
+    for shape in ((64, 64), (64, 64, 1)):  # a single slice keeps its stored shape
+        single = tmp_path / f"single{len(shape)}.nii.gz"
+        nib.save(nib.Nifti1Image(phantom(64).reshape(shape).astype(np.float32), affine), single)
+        result = invoke("correct", single, "-o", tmp_path / f"out{len(shape)}.nii.gz", "--weights", tiny_weights)
+        assert result.exit_code == 0, result.output
+        assert nib.load(tmp_path / f"out{len(shape)}.nii.gz").shape == shape
 
 
 def test_train_correct_command(tmp_path):

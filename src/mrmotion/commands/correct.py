@@ -38,4 +38,7 @@ def correct_file(
         )
     except MrMotionError as error:
         raise InputFileError(source, str(error)) from None
+    stored = tuple(image.header.get_data_shape()[:3]) if image.header is not None else corrected.shape
+    if len(stored) == 3 and stored[2] == 1 and corrected.ndim == 2:  # one slice stored as (X, Y, 1): keep it so
+        corrected = corrected.reshape(stored)
     return write_image(output, corrected, image.scanner_from_voxel, image.header, inputs=[source])
