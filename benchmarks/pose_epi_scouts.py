@@ -24,6 +24,7 @@ other pose benchmarks. Held-out atlases only (``mrmotion.pose.train.HELD_OUT``).
     python benchmarks/pose_epi_scouts.py                  # 40 scouts per held-out atlas
     python benchmarks/pose_epi_scouts.py --per-atlas 5    # a quick look
     python benchmarks/pose_epi_scouts.py --figure-only    # the figure alone (3 scouts)
+    python benchmarks/pose_epi_scouts.py --atlases train --per-atlas 10 --motion-deg --components 0 3
 """
 
 from __future__ import annotations
@@ -219,8 +220,18 @@ def figure(examples: list[tuple], title: str, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-atlas", type=int, default=40, help="scouts per held-out atlas")
-    parser.add_argument("--motion-deg", type=float, nargs="+", default=[10.0, 20.0], help="motion during the stack")
+    parser.add_argument("--atlases", choices=["held-out", "train"], default="held-out")
+    parser.add_argument("--per-atlas", type=int, default=40, help="scouts per atlas")
+    parser.add_argument(
+        "--motion-deg", type=float, nargs="*", default=[10.0, 20.0], help="motion in the stack (none: still only)"
+    )
+    parser.add_argument(
+        "--components",
+        type=int,
+        nargs="+",
+        default=None,
+        help="values of estimate.OTHER_COMPONENTS to run each setting with (default: the shipped one)",
+    )
     parser.add_argument("--seed", type=int, default=4545)
     parser.add_argument(
         "--figure-only", action="store_true", help="only the figure (the first scout of each atlas, last setting)"
@@ -233,7 +244,8 @@ def main() -> None:
 
     torch.set_num_threads(2)
     model = estimate.PoseModel.load()
-    folders = pose_benchmark.atlas_folders(held_out=True)
+    folders = pose_benchmark.atlas_folders(held_out=args.atlases == "held-out")
+    components = args.components or [estimate.OTHER_COMPONENTS]
     rng = np.random.default_rng(args.seed)
     subjects = [synth.fetal_t2_subject(folder)[1] for folder in folders]
     draws = [(t2, draw_scout(t2, rng)) for t2 in subjects for _ in range(args.per_atlas)]
@@ -243,12 +255,12 @@ def main() -> None:
     command = " ".join(["python benchmarks/pose_epi_scouts.py", *sys.argv[1:]])
     lines = [
         f"# {time.strftime('%Y-%m-%d %H:%M')} · command: {command}",
-        f"{len(draws)} simulated EPI scouts of the held-out atlases ({', '.join(f.name for f in folders)}): field of "
-        f"view {FOV_FACTOR[0]:g}–{FOV_FACTOR[1]:g}× the brain's size ({min(sides):.0f}–{max(sides):.0f} mm), "
+        f"{len(draws)} simulated EPI scouts of the {args.atlases} atlases ({', '.join(f.name for f in folders)}): "
+        f"field of view {FOV_FACTOR[0]:g}–{FOV_FACTOR[1]:g}× the brain's size ({min(sides):.0f}–{max(sides):.0f} mm), "
         f"{IN_PLANE_MM:g} × {IN_PLANE_MM:g} × {SLICE_MM:g} mm voxels, interleaved slices; each setting adds to the "
         "one above it, on the same scouts",
         "",
-        f"{'setting':38} {pose_benchmark.SCOUT_COLUMNS} {'slice-pose spread °':>20}",
+        f"{'setting':38} {'others':>6} {pose_benchmark.SCOUT_COLUMNS} {'slice-pose spread °':>20} {'confident':>9}",
     ]
     figure_path = pose_benchmark.RESULTS / "pose_epi_scouts.png"
     label, motion_deg, epi = settings[-1]
@@ -271,14 +283,29 @@ def main() -> None:
             data, truth, spread = render_scout(t2, draw, motion_deg, epi)
             scouts.append((data, draw.scanner_from_voxel, truth))
             spreads.append(spread)
-        run = pose_benchmark.run_scouts(scouts, model)
-        lines.append(f"{label:38} {pose_benchmark.scout_summary(run)} {np.median(spreads):20.1f}")
-        print(lines[-1], flush=True)
-    examples = [(draws[i][0].name, *scouts[i], run["estimates"][i]) for i in first]
-    figure(examples, f"simulated EPI scouts: {label.lstrip('+ ')}", figure_path)
-    lines += ["", f"(slice-pose spread: median over scouts of the largest angle of a slice's pose from the truth; "
+        for others in components:
+            default, estimate.OTHER_COMPONENTS = estimate.OTHER_COMPONENTS, others
+            try:
+                run = pose_benchmark.run_scouts(scouts, model)
+            finally:
+                estimate.OTHER_COMPONENTS = default
+            confident_wrong = [
+                e is not None and e.confidence >= estimate.LOW_CONFIDENCE and error > pose_benchmark.FAILURE_DEG
+                for e, error in zip(run["estimates"], run["errors"], strict=True)
+            ]
+            lines.append(
+                f"{label:38} {others:6d} {pose_benchmark.scout_summary(run)} {np.median(spreads):20.1f} "
+                f"{100 * np.mean(confident_wrong):8.1f}%"
+            )
+            print(lines[-1], flush=True)
+    suffix = "" if args.atlases == "held-out" else "_train"
+    if not suffix:
+        examples = [(draws[i][0].name, *scouts[i], run["estimates"][i]) for i in first]
+        figure(examples, f"simulated EPI scouts: {label.lstrip('+ ')}", figure_path)
+    lines += ["", "(others: estimate.OTHER_COMPONENTS; slice-pose spread: median over scouts of the largest angle of a "
+              "slice's pose from the truth; confident: failures with confidence ≥ 0.5; "
               f"{time.perf_counter() - began:.0f} s in all)"]  # fmt: skip
-    (pose_benchmark.RESULTS / "pose_epi_scouts.txt").write_text("\n".join(lines) + "\n")
+    (pose_benchmark.RESULTS / f"pose_epi_scouts{suffix}.txt").write_text("\n".join(lines) + "\n")
     print(lines[-1])
 
 
