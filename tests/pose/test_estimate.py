@@ -243,7 +243,7 @@ def test_the_localiser_takes_its_most_probable_component_or_a_faint_one():
         estimate.OTHER_COMPONENTS = original
     faint = _localise_with(_blobs({(20, 20, 20): (3, (WEAK_THRESHOLD + 0.5) / 2)}))
     assert len(faint) == 1 and faint[0]["probability"] < 0.5 and np.allclose(faint[0]["centre"], 40, atol=0.5)
-    assert _localise_with(_blobs({(20, 20, 20): (3, WEAK_THRESHOLD / 2)})) == []
+    assert len(_localise_with(_blobs({(20, 20, 20): (3, WEAK_THRESHOLD / 2)}))) == 0
 
 
 def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_confident_kept(monkeypatch):

@@ -6,8 +6,9 @@ of our version of E(3)-Pose.
    low confidence, they are run again on cubes cut for a larger and a smaller brain, and when still none is
    confident, the localiser is run again on a cube of :data:`ZOOM` brain sizes around the brain it found (finer
    voxels) and the sizes are tried again, then on one cut for half that brain (:data:`ZOOM_SIZES`: in a whole-uterus
-   field of view the coarse localiser can merge the brain with the tissue around it); the most confident pose is
-   kept (the coarse localiser misjudges small brains).
+   field of view the coarse localiser can merge the brain with the tissue around it), then the localiser's next
+   connected components in the same way (:data:`OTHER_COMPONENTS`: it can take other tissue for the brain); the most
+   confident pose is kept (the coarse localiser misjudges small brains).
 2. **Orient** (:class:`~mrmotion.pose.networks.RegionNet`, :mod:`mrmotion.pose.regions`): a 32³ cube around the
    brain (brain ≈ 60% of its side) → probabilities of nine left–right-symmetric brain regions, averaged over
    the identity and the 3 half-turns of the grid about its axes (exactly equivariant to them) → the proper rotation
@@ -285,13 +286,39 @@ def _network_input(cube: np.ndarray) -> torch.Tensor:
     return volume.contiguous(memory_format=torch.channels_last_3d)
 
 
+class _Components:
+    """The localiser's connected components, most probable (largest summed probability) first, at most
+    1 + :data:`OTHER_COMPONENTS`. ``components[i]``: centre and size (mm), volume (ml) and mean probability of the
+    i-th, computed when first asked for (a few ms each; most volumes need only the first)."""
+
+    def __init__(self, probability: np.ndarray, labels: np.ndarray, order: np.ndarray, grid: np.ndarray, side: float):
+        self._probability, self._labels, self._order, self._grid, self._side = probability, labels, order, grid, side
+        self._found: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index not in self._found:
+            inside = self._labels == self._order[index]
+            component = np.where(inside, self._probability, 0.0)
+            self._found[index] = {
+                "centre": brain_centre(component, self._grid),
+                "size": brain_size_mm(component, self._grid),
+                "volume_ml": float(component.sum() * (self._side / LOCALISER_SIZE) ** 3 / 1000),
+                "probability": float(component[inside].mean()),
+            }
+        return self._found[index]
+
+
 @torch.no_grad()
-def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) -> list[dict]:
+def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) -> _Components:
     """Where the localiser finds a brain (averaged over the volume and its mirror image along the first voxel axis):
     its connected components above probability 0.5, or when none reaches 0.5, above :data:`WEAK_THRESHOLD` (their
-    low mean probability then lowers the confidence), the most probable (largest summed probability) first, at most
-    1 + :data:`OTHER_COMPONENTS`. Each: centre and size (mm), volume (ml), mean probability. Empty when nothing is
-    found."""
+    low mean probability then lowers the confidence), the most probable first (:class:`_Components`; empty when
+    nothing is found)."""
     cube, grid = resample_to_cube(data, scanner_from_voxel, centre, side, LOCALISER_SIZE, axes)
     volume = _network_input(cube)
     # averaged with the mirror image (a mirrored head has the mirrored brain). In float32 a batch of two also takes
@@ -308,21 +335,9 @@ def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) ->
         labels, count = ndimage.label(probability > threshold)
         if count:
             break
-    else:
-        return []
-    sums = ndimage.sum(probability, labels, index=np.arange(1, count + 1))
-    found = []
-    for chosen in np.argsort(-sums, kind="stable")[: 1 + OTHER_COMPONENTS] + 1:
-        component = np.where(labels == chosen, probability, 0.0)
-        found.append(
-            {
-                "centre": brain_centre(component, grid),
-                "size": brain_size_mm(component, grid),
-                "volume_ml": float(component.sum() * (side / LOCALISER_SIZE) ** 3 / 1000),
-                "probability": float(component[labels == chosen].mean()),
-            }
-        )
-    return found
+    sums = ndimage.sum(probability, labels, index=np.arange(1, count + 1)) if count else np.zeros(0)
+    order = np.argsort(-sums, kind="stable")[: 1 + OTHER_COMPONENTS] + 1
+    return _Components(probability, labels, order, grid, side)
 
 
 @torch.no_grad()
@@ -331,9 +346,11 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
 
     When the pose's confidence is below :data:`LOW_CONFIDENCE`, the region cube is cut again for the brain sizes
     of :data:`RESCALES`; when none is confident, the brain is localised again on a cube of :data:`ZOOM` of its
-    sizes around it (and then of its half-sizes, :data:`ZOOM_SIZES`) and the sizes tried again. The most confident
+    sizes around it (and then of its half-sizes, :data:`ZOOM_SIZES`) and the sizes tried again; when still none is,
+    the localiser's next connected components are tried the same way (:data:`OTHER_COMPONENTS`). The most confident
     pose is kept (``details["size_factor"]``: its factor on the localiser's brain size; ``details["zoomed"]``:
-    whether it came from a zoomed localiser).
+    whether it came from a zoomed localiser; ``details["component"]``: which of the localiser's components, 0 the
+    most probable).
 
     Raises :class:`~mrmotion.errors.MrMotionError` for volumes that are not 3-D, have NaNs, are constant, or in
     which no brain-like structure is found at all; a doubtful brain gives a low ``confidence`` instead.
@@ -347,10 +364,10 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     if not components:
         raise MrMotionError("no brain-like structure found in the volume (confidence 0): no pose to give")
     best = None
-    for rank, found in enumerate(components):
+    for rank in range(len(components)):
         if best is not None and best.confidence >= LOW_CONFIDENCE:
             break
-        again = _pose_near(model, data, scanner_from_voxel, axes, found, side)
+        again = _pose_near(model, data, scanner_from_voxel, axes, components[rank], side)
         if again is not None and (best is None or again.confidence > best.confidence):
             again.details["component"] = rank
             best = again
