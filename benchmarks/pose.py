@@ -102,6 +102,21 @@ def run_scouts(scouts: list, model) -> dict[str, list]:
     return run
 
 
+def confident_failures(run: dict[str, list]) -> float:
+    """Share of a :func:`run_scouts`'s volumes whose pose is a failure (> 30°) with a confidence the scanner would
+    act on (≥ ``estimate.LOW_CONFIDENCE``)."""
+    from mrmotion.pose.estimate import LOW_CONFIDENCE
+
+    return float(
+        np.mean(
+            [
+                e is not None and e.confidence >= LOW_CONFIDENCE and error > FAILURE_DEG
+                for e, error in zip(run["estimates"], run["errors"], strict=True)
+            ]
+        )
+    )
+
+
 #: column heads of :func:`scout_summary`
 SCOUT_COLUMNS = f"{'median °':>9} {'p95 °':>7} {'failures':>9} {'centre mm':>9} {'s / volume':>11}"
 

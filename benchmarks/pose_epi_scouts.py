@@ -289,13 +289,9 @@ def main() -> None:
                 run = pose_benchmark.run_scouts(scouts, model)
             finally:
                 estimate.OTHER_COMPONENTS = default
-            confident_wrong = [
-                e is not None and e.confidence >= estimate.LOW_CONFIDENCE and error > pose_benchmark.FAILURE_DEG
-                for e, error in zip(run["estimates"], run["errors"], strict=True)
-            ]
             lines.append(
                 f"{label:38} {others:6d} {pose_benchmark.scout_summary(run)} {np.median(spreads):20.1f} "
-                f"{100 * np.mean(confident_wrong):8.1f}%"
+                f"{100 * pose_benchmark.confident_failures(run):8.1f}%"
             )
             print(lines[-1], flush=True)
     suffix = "" if args.atlases == "held-out" else "_train"

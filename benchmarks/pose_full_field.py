@@ -73,13 +73,9 @@ def main() -> None:
             run = pose_benchmark.run_scouts(scouts, model)
             zoomed = [e is not None and bool(e.details["zoomed"]) for e in run["estimates"]]
             other = [e is not None and e.details["component"] > 0 for e in run["estimates"]]
-            confident_wrong = [
-                e is not None and e.confidence >= estimate.LOW_CONFIDENCE and error > pose_benchmark.FAILURE_DEG
-                for e, error in zip(run["estimates"], run["errors"], strict=True)
-            ]
             lines.append(
                 f"{label:42} {pose_benchmark.scout_summary(run)} {100 * np.mean(zoomed):6.0f}% "
-                f"{100 * np.mean(other):6.0f}% {100 * np.mean(confident_wrong):8.1f}%"
+                f"{100 * np.mean(other):6.0f}% {100 * pose_benchmark.confident_failures(run):8.1f}%"
             )
             print(lines[-1], flush=True)
     finally:
