@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learned_correction import quality  # noqa: E402
-from learned_correction_real_slice import SLICE  # noqa: E402
+from learned_correction_real_slice import SLICE, real_slice_magnitude  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("sudden", "drift", "periodic")
@@ -52,14 +52,10 @@ def native_sources() -> dict[str, list[np.ndarray]]:
     from nilearn.datasets import load_mni152_template
 
     from mrmotion.learn import data
-    from mrmotion.physics.coils import estimate_coil_maps
 
     sources = {}
     if SLICE.is_file():
-        coils = np.moveaxis(np.load(SLICE)["arr_0"], -1, 0).astype(np.complex128)
-        maps = estimate_coil_maps(coils, method="walsh")
-        combined = np.sum(np.conj(maps) * coils, axis=0) / np.maximum(np.sum(np.abs(maps) ** 2, axis=0), 1e-12)
-        sources["real slice 256 × 216"] = [data.normalise(np.abs(combined))[0]]
+        sources["real slice 256 × 216"] = [data.normalise(real_slice_magnitude())[0]]
     volume = np.asarray(load_mni152_template(resolution=1).get_fdata(), dtype=np.float64)
     band = [volume[:, :, z] for z in list(data.HELD_OUT_MNI_AXIAL)[::4]]
     sources[f"MNI152 held-out axial {band[0].shape[0]} × {band[0].shape[1]}"] = [data.normalise(s)[0] for s in band]
@@ -116,11 +112,9 @@ def main() -> None:
                 image = data.SliceImage(slices[index % len(slices)], 1.0, source)
                 pair = data.make_pair(image, family, "moderate", 9000 + 97 * index + FAMILIES.index(family), False)
                 outputs = {METHODS[0]: pair.corrupted, **corrected_ways(model, pair.corrupted)}
-                if not checked:  # the library's path is the residual one measured here
+                if not checked:  # the library's path is the "now" one measured here (rounding can flip a code)
                     library = correct_image(pair.corrupted, 0.0, model)
-                    np.testing.assert_allclose(
-                        library, outputs[METHODS[3]], atol=1e-3
-                    )  # float rounding can flip a code
+                    np.testing.assert_allclose(library, outputs[METHODS[3]], atol=1e-3)
                     checked = True
                 for method, out in outputs.items():
                     rows[method].append(quality(out[None], pair.clean[None]))

@@ -30,15 +30,21 @@ PIXEL_MM = 1.0
 FAMILIES = ("sudden", "drift", "periodic")
 
 
-def real_slice():
-    """The real slice as a ``learn.data.SliceImage`` on the model's working grid."""
-    from mrmotion.learn import data
+def real_slice_magnitude() -> np.ndarray:
+    """The real slice's SENSE-1 magnitude (Walsh coil maps) at its own 256 × 216 pixels."""
     from mrmotion.physics.coils import estimate_coil_maps
 
     coil_images = np.moveaxis(np.load(SLICE)["arr_0"], -1, 0).astype(np.complex128)
     maps = estimate_coil_maps(coil_images, method="walsh")
     combined = np.sum(np.conj(maps) * coil_images, axis=0) / np.maximum(np.sum(np.abs(maps) ** 2, axis=0), 1e-12)
-    pixels, pixel_mm = data.to_working_grid(np.abs(combined), PIXEL_MM)
+    return np.abs(combined)
+
+
+def real_slice():
+    """The real slice as a ``learn.data.SliceImage`` on the model's working grid."""
+    from mrmotion.learn import data
+
+    pixels, pixel_mm = data.to_working_grid(real_slice_magnitude(), PIXEL_MM)
     return data.SliceImage(pixels / float(np.percentile(pixels, 99.5)), pixel_mm, "brain_slice_7coil")
 
 
