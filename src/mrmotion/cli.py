@@ -256,6 +256,13 @@ def train_pose(
             "(localiser and regions; default: shipped)."
         ),
     ] = None,
+    adult_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the samples made from the adult MNI152 template instead of a fetal atlas (localiser: its "
+            "tissue maps; regions: the same labelled like the atlases; default: shipped)."
+        ),
+    ] = None,
 ) -> None:
     """Train the pose networks on synthetic volumes made from the atlases (and the adult MNI152 template).
 
@@ -274,8 +281,9 @@ def train_pose(
         raise MrMotionError(f"unknown stage {stage!r}: expected all, {', '.join(SHIPPED)}, templates")
     if not output.is_dir():
         raise MrMotionError(f"output folder {output} does not exist")
-    if t2_share is not None and not 0 <= t2_share <= 1:
-        raise MrMotionError(f"--t2-share must be in [0, 1], got {t2_share}")
+    for name, share in (("--t2-share", t2_share), ("--adult-share", adult_share)):
+        if share is not None and not 0 <= share <= 1:
+            raise MrMotionError(f"{name} must be in [0, 1], got {share}")
     chosen = [*SHIPPED, "templates"] if stage == "all" else [stage]
     with Progress(console=console) as bar:
         for name in chosen:
@@ -288,6 +296,8 @@ def train_pose(
                 config = replace(config, steps=steps)
             if t2_share is not None:
                 config = replace(config, t2_share=t2_share)
+            if adult_share is not None:
+                config = replace(config, adult_share=adult_share)
             task = bar.add_task(name, total=config.steps)
             summary = train(
                 config,

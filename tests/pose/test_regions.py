@@ -150,3 +150,20 @@ def test_bad_input_is_refused(atlas):
     toy = synth.Subject("toy", np.zeros((3, 4, 4, 4), np.float32), 3, np.eye(4), np.eye(4), 50.0)
     with pytest.raises(MrMotionError, match="fetal atlas"):
         synth.region_sample(toy, np.random.default_rng(0))
+
+
+def test_region_batches_take_adult_samples_at_their_share():
+    """Regions training: at adult share 1 every sample is the adult brain (its larger cube); at share 0 the batch is
+    drawn exactly as without an adult subject (no extra random draw), so earlier runs resume unchanged."""
+    from mrmotion.pose import synth
+    from mrmotion.pose.train import TrainConfig, _batch
+
+    fetal = [synth.fetal_subject(atlas_folder())]
+    adult = synth.adult_region_subject()
+    config = TrainConfig(stage="regions", batch=2, size=8, adult_share=0.0)
+    without, with_adult = _batch(config, fetal, None, 5), _batch(config, fetal, adult, 5)
+    assert torch.equal(without[0], with_adult[0]) and np.array_equal(without[1][2], with_adult[1][2])
+    adults = _batch(TrainConfig(stage="regions", batch=2, size=8, adult_share=1.0), fetal, adult, 5)
+    sides = np.linalg.norm(adults[1][2][:, :3, 0], axis=-1) * 8  # cube side (mm) of each sample
+    fetal_side = np.linalg.norm(without[1][2][:, :3, 0], axis=-1) * 8
+    assert np.all(sides > 1.3 * fetal_side.max())  # adult brains (≈ 183 mm) need larger cubes than fetal ones

@@ -103,3 +103,48 @@ def test_region_sample_from_a_t2_image_keeps_the_label_regions():
     assert np.allclose(from_t2.regions, from_labels.regions, atol=1e-6)
     assert not np.allclose(from_t2.volume, from_labels.volume)
     assert np.all(np.isfinite(from_t2.volume)) and from_t2.volume.min() >= 0
+
+
+@pytest.fixture(scope="module")
+def adult_regions():
+    return synth.adult_region_subject()
+
+
+def test_adult_region_subject_is_labelled_like_a_fetal_atlas(adult_regions):
+    """The MNI152 brain in the fetal parcellation's labels: fractions in [0, 1] summing to at most 1, the canonical
+    head frame, each region of a plausible adult volume and where anatomy puts it."""
+    from mrmotion.pose.regions import REGIONS, region_fractions
+
+    subject = adult_regions
+    assert subject.fractions.shape[0] == 9 and subject.brain_labels == 8
+    assert subject.fractions.min() >= 0 and subject.fractions.sum(axis=0).max() <= 1 + 1e-5
+    assert np.allclose(subject.scanner_from_head[:3, :3], np.eye(3)) and 160 < subject.brain_size < 200
+    voxel_ml = abs(np.linalg.det(subject.scanner_from_voxel[:3, :3])) / 1000
+    assert 1100 < subject.fractions[:8].sum() * voxel_ml < 1900  # an adult brain with its CSF
+    points = synth.grid_points(subject.scanner_from_voxel, subject.fractions.shape[1:])
+    head = points - subject.scanner_from_head[:3, 3:4]  # head frame: left, posterior, superior (identity rotation)
+    regions = region_fractions(subject.fractions.reshape(9, -1), head)
+    volume = {name: regions[i].sum() * voxel_ml for i, name in enumerate(REGIONS)}
+    centroid = {name: head @ regions[i] / regions[i].sum() for i, name in enumerate(REGIONS) if i}
+    assert 10 < volume["ventricles"] < 60 and 20 < volume["deep grey matter"] < 90
+    assert 100 < volume["cerebellum"] < 250 and 15 < volume["brainstem"] < 70
+    assert centroid["cerebellum"][1] > 30 and centroid["cerebellum"][2] < -20  # posterior and inferior
+    assert centroid["brainstem"][2] < -20 and abs(centroid["brainstem"][0]) < 3  # inferior, on the midline
+    assert np.linalg.norm(centroid["ventricles"]) < 25 and np.linalg.norm(centroid["deep grey matter"]) < 25
+
+
+def test_adult_t1_subject_and_scouts_without_clutter(adult_regions):
+    """The template's T1 image shares the labelled subject's head frame; a scout without clutter is dark outside the
+    head, and one with clutter is not."""
+    t1 = synth.adult_t1_subject()
+    assert t1.fractions.shape[0] == 1 and t1.brain_labels == 1
+    assert np.allclose(t1.scanner_from_head, adult_regions.scanner_from_head)
+    assert t1.brain_size == adult_regions.brain_size
+    pose = np.eye(4)
+    plain, grid = synth.scout_volume(t1, pose, np.random.default_rng(1), 8.0, (1.6, 1.6), clutter=False)
+    cluttered, _ = synth.scout_volume(t1, pose, np.random.default_rng(1), 8.0, (1.6, 1.6))
+    _, _, head = synth.render(t1, pose, grid, plain.shape, np.ones(1), 8.0)
+    outside = head < 0.01
+    assert outside.any() and np.all(np.isfinite(plain))
+    assert np.median(plain[outside]) < 0.2 * np.median(plain[head > 0.5])
+    assert np.median(cluttered[outside]) > 2 * np.median(plain[outside])

@@ -107,31 +107,117 @@ def fetal_subject(folder: str | Path) -> Subject:
     )
 
 
-def adult_subject() -> Subject:
-    """The adult MNI152 2009 template (nilearn, embedded) at 2 mm: CSF, grey and white matter, rest of the head."""
+def _mni152_tissues() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The adult MNI152 2009 template (nilearn, embedded) at 2 mm: ``csf``, ``grey``, ``white`` (fractions inside the
+    brain mask), ``rest`` (the head outside the brain: the T1 image above 10% of its 99th percentile), ``inside`` (the
+    brain mask) and ``t1`` (the T1 image) on one grid, and that grid's RAS affine."""
     from nilearn import datasets
 
-    grey = datasets.load_mni152_gm_template(resolution=2)
-    white = datasets.load_mni152_wm_template(resolution=2)
-    mask = datasets.load_mni152_brain_mask(resolution=2)
-    head = datasets.load_mni152_template(resolution=2)
-    gm, wm = (np.clip(np.asanyarray(image.dataobj, dtype=np.float32), 0, 1) for image in (grey, white))
-    inside = np.asanyarray(mask.dataobj) > 0
-    csf = np.where(inside, np.clip(1 - gm - wm, 0, 1), 0).astype(np.float32)
-    t1 = np.asanyarray(head.dataobj, dtype=np.float32)
-    rest = ((t1 > 0.1 * np.percentile(t1, 99)) & ~inside).astype(np.float32)
-    gm, wm = gm * inside, wm * inside
-    fractions = np.stack([csf, gm, wm, rest]).astype(np.float32)
-    scanner_from_voxel = LPS_FROM_RAS @ grey.affine
-    brain = fractions[:3].sum(axis=0)
-    return Subject(
-        name="mni152_adult",
-        fractions=fractions,
-        brain_labels=3,
-        scanner_from_voxel=scanner_from_voxel,
-        scanner_from_head=canonical_head_pose(brain > 0.5, scanner_from_voxel),
-        brain_size=brain_size_mm(brain > 0.5, scanner_from_voxel),
+    grey_image = datasets.load_mni152_gm_template(resolution=2)
+    grey, white = (
+        np.clip(np.asanyarray(image.dataobj, dtype=np.float32), 0, 1)
+        for image in (grey_image, datasets.load_mni152_wm_template(resolution=2))
     )
+    inside = np.asanyarray(datasets.load_mni152_brain_mask(resolution=2).dataobj) > 0
+    t1 = np.asanyarray(datasets.load_mni152_template(resolution=2).dataobj, dtype=np.float32)
+    tissues = {
+        "csf": np.where(inside, np.clip(1 - grey - white, 0, 1), 0).astype(np.float32),
+        "grey": grey * inside,
+        "white": white * inside,
+        "rest": ((t1 > 0.1 * np.percentile(t1, 99)) & ~inside).astype(np.float32),
+        "inside": inside,
+        "t1": t1,
+    }
+    return tissues, grey_image.affine
+
+
+def _adult(name: str, fractions: np.ndarray, brain_labels: int, ras_affine: np.ndarray) -> Subject:
+    """An MNI152 subject from its label fractions: the head frame and size of its brain (its first labels above 0.5)."""
+    scanner_from_voxel = LPS_FROM_RAS @ ras_affine
+    brain = fractions[:brain_labels].sum(axis=0) > 0.5
+    return Subject(
+        name=name,
+        fractions=fractions,
+        brain_labels=brain_labels,
+        scanner_from_voxel=scanner_from_voxel,
+        scanner_from_head=canonical_head_pose(brain, scanner_from_voxel),
+        brain_size=brain_size_mm(brain, scanner_from_voxel),
+    )
+
+
+def adult_subject() -> Subject:
+    """The adult MNI152 2009 template (nilearn, embedded) at 2 mm: CSF, grey and white matter, rest of the head."""
+    tissues, affine = _mni152_tissues()
+    fractions = np.stack([tissues[name] for name in ("csf", "grey", "white", "rest")]).astype(np.float32)
+    return _adult("mni152_adult", fractions, 3, affine)
+
+
+#: Where the adult MNI152 brain's regions are, by coordinates in MNI space (RAS mm), for :func:`adult_region_subject`.
+#: The template comes with tissue maps only (grey, white matter, brain mask), and the atlases that label its
+#: structures are not embedded in any package we depend on (nor freely licensed), so the fetal parcellation's
+#: regions are drawn from the tissue maps by rules, coarse but consistent (the region network learns them; the poses
+#: are fitted to their centroids and to a template made from the same labels):
+#: brainstem: within 13 mm (in y–z) of the line from the midbrain (0, −22, −5) to the medulla (0, −42, −72), |x| < 14;
+ADULT_BRAINSTEM_LINE_MM = ((0.0, -22.0, -5.0), (0.0, -42.0, -72.0))
+ADULT_BRAINSTEM_RADIUS_MM = 13.0
+#: cerebellum: behind y = −38 and below the tentorium, z < −5 − 0.35·|x| − 0.25·max(0, −55 − y);
+ADULT_CEREBELLUM_Y_MM = -38.0
+#: ventricles: CSF deeper than 10 mm below the brain's surface, |x| < 30, y in [−45, 30], z in [−10, 35];
+#: deep grey matter: grey matter deeper than 15 mm, |x| < 30, y in [−35, 25], z in [−12, 22].
+ADULT_DEEP_BOX_MM = {"ventricles": ((-30, 30), (-45, 30), (-10, 35)), "deep grey": ((-30, 30), (-35, 25), (-12, 22))}
+ADULT_DEPTH_MM = {"ventricles": 10.0, "deep grey": 15.0}
+
+
+def adult_region_subject() -> Subject:
+    """The adult MNI152 2009 template (nilearn, embedded, 2 mm) labelled like the fetal atlases: fractions of
+    the fetal parcellation's labels 1–8 (cerebral white matter, ventricles, cerebellum, extra-axial CSF, cortical
+    grey matter, deep grey matter, brainstem; no corpus callosum label, it is white matter) drawn from the tissue maps
+    by the rules of ``ADULT_*`` above, then the rest of the head (skull, scalp). Trains the region network on an adult
+    brain and makes its region template (the template's own T1 image, :func:`adult_t1_subject`, stays unseen)."""
+    tissues, affine = _mni152_tissues()
+    grey, white, csf, inside = (tissues[name] for name in ("grey", "white", "csf", "inside"))
+    spacing = float(np.abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
+    x, y, z = (affine[:3, :3] @ np.indices(grey.shape).reshape(3, -1) + affine[:3, 3:4]).reshape(3, *grey.shape)
+    depth = ndimage.distance_transform_edt(inside) * spacing
+
+    def in_box(box) -> np.ndarray:
+        inside_each = [(low <= value) & (value <= high) for value, (low, high) in zip((x, y, z), box, strict=True)]
+        return np.all(inside_each, axis=0)
+
+    start, end = (np.array(point) for point in ADULT_BRAINSTEM_LINE_MM)
+    along = np.clip(
+        ((y - start[1]) * (end - start)[1] + (z - start[2]) * (end - start)[2]) / np.sum((end - start) ** 2), 0, 1
+    )
+    off = np.hypot(y - (start[1] + along * (end - start)[1]), z - (start[2] + along * (end - start)[2]))
+    brainstem = inside & (off < ADULT_BRAINSTEM_RADIUS_MM) & (np.abs(x) < 14) & (z < start[2])
+    tentorium = -5.0 - 0.35 * np.abs(x) - 0.25 * np.maximum(0.0, -55.0 - y)
+    cerebellum = inside & ~brainstem & (y < ADULT_CEREBELLUM_Y_MM) & (z < tentorium)
+    cerebrum = ~(brainstem | cerebellum)
+    ventricles = cerebrum & in_box(ADULT_DEEP_BOX_MM["ventricles"]) & (depth > ADULT_DEPTH_MM["ventricles"])
+    deep = cerebrum & in_box(ADULT_DEEP_BOX_MM["deep grey"]) & (depth > ADULT_DEPTH_MM["deep grey"])
+    tissue = grey + white + csf
+    layers = [
+        white * cerebrum,  # 1 white matter
+        csf * ventricles,  # 2 ventricles
+        tissue * cerebellum,  # 3 cerebellum
+        csf * (cerebrum & ~ventricles),  # 4 extra-axial CSF
+        grey * (cerebrum & ~deep),  # 5 cortical grey matter
+        grey * deep,  # 6 deep grey matter
+        tissue * brainstem,  # 7 brainstem
+        np.zeros_like(grey),  # 8 corpus callosum (in the white matter)
+        tissues["rest"],  # the rest of the head
+    ]
+    return _adult("mni152_adult_regions", np.stack(layers).astype(np.float32), 8, affine)
+
+
+def adult_t1_subject() -> Subject:
+    """The adult MNI152 2009 template's own T1 image (nilearn, embedded, 2 mm: brain, skull, scalp and the top of the
+    neck) as one 'tissue' of intensity 1 at its 99th percentile, with the head frame and brain size of
+    :func:`adult_subject`: adult test volumes with real contrast (the pose networks never saw a T1 image)."""
+    labels = adult_subject()
+    t1 = _mni152_tissues()[0]["t1"]
+    t1 = np.clip(t1 / np.percentile(t1[t1 > 0], 99), 0, None)[None]
+    return Subject("mni152_adult_t1", t1, 1, labels.scanner_from_voxel, labels.scanner_from_head, labels.brain_size)
 
 
 def cube_grid(centre_mm: np.ndarray, side_mm: float, size: int, axes: np.ndarray | None = None) -> np.ndarray:
@@ -479,16 +565,20 @@ def scout_volume(
     rng: np.random.Generator,
     voxel_mm: float = 3.0,
     fov_factor: tuple[float, float] = (1.8, 3.0),
+    clutter: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A fast 3-D scout of a T2 subject (:func:`fetal_t2_subject`) at head pose ``pose``: isotropic ``voxel_mm``
-    voxels, a field of view ``fov_factor`` × the brain's size with the brain anywhere inside, clutter around the
-    head, slices ``voxel_mm``–1.5×``voxel_mm`` thick, bias field, gamma, bands and noise. Returns (data, grid)."""
+    """A fast 3-D scout of a T2 subject (:func:`fetal_t2_subject`; or the adult :func:`adult_t1_subject`, with
+    ``clutter=False``) at head pose ``pose``: isotropic ``voxel_mm`` voxels, a field of view ``fov_factor`` × the
+    brain's size with the brain anywhere inside, clutter around the head (a uterus, fluid, a fetal body, maternal
+    tissue; ``clutter=False``: none), slices ``voxel_mm``–1.5×``voxel_mm`` thick, bias field, gamma, bands and noise.
+    Returns (data, grid)."""
     side = t2.brain_size * rng.uniform(*fov_factor)
     size = int(round(side / voxel_mm))
     room = max(side / 2 - 0.6 * t2.brain_size, 0.0)
     grid = cube_grid(pose[:3, 3] + rng.uniform(-room, room, 3), size * voxel_mm, size)
     image, _, head = render(t2, pose, grid, (size,) * 3, t2_intensities(t2, rng), voxel_mm)
-    image = add_clutter(image, head, grid, pose[:3, 3], t2.brain_size, rng)
+    if clutter:
+        image = add_clutter(image, head, grid, pose[:3, 3], t2.brain_size, rng)
     image = degrade(
         image,
         voxel_mm,

@@ -6,7 +6,8 @@ vectors can pick the wrong axes, and the pose is off by 40–180°. The region p
 centroids: here the rotation is chosen to maximise their overlap with a template, the region fractions of a
 training atlas in its head frame (:func:`region_template`).
 
-1. **Template** (:class:`RegionTemplates`): one per training atlas, on a cube of side brain size /
+1. **Template** (:class:`RegionTemplates`): one per training atlas and one of the adult MNI152 template labelled
+   like them (:func:`~mrmotion.pose.synth.adult_region_subject`), each on a cube of side brain size /
    :data:`~mrmotion.pose.synth.BRAIN_SHARE_OF_CUBE` in the head frame (left, posterior, superior); the one whose
    brain size is nearest the measured one is used (brain size tracks gestational age, and the regions' shapes change
    with it).
@@ -94,12 +95,12 @@ def region_template(subject: synth.Subject, size: int = TEMPLATE_SIZE) -> np.nda
 
 
 def write_templates(atlas_root: str | Path, output: str | Path) -> dict:
-    """Make the templates of the training atlases under ``atlas_root`` and write them to ``output`` (safetensors).
-    Returns a summary for the card."""
+    """Make the templates of the training atlases under ``atlas_root`` and of the labelled adult MNI152 template
+    and write them to ``output`` (safetensors). Returns a summary for the card."""
     from mrmotion.io.weights import write_weights
     from mrmotion.pose.train import load_training_subjects
 
-    subjects = load_training_subjects(atlas_root)
+    subjects = [*load_training_subjects(atlas_root), synth.adult_region_subject()]
     templates = RegionTemplates.of_subjects(subjects)
     summary = {"atlases": [s.name for s in subjects], "brain_size_mm": [round(s.brain_size, 1) for s in subjects]}
     write_weights(output, templates, {"config": {"stage": "templates", "size": TEMPLATE_SIZE}, "summary": summary})

@@ -4,8 +4,9 @@ Two stages, each a fixed number of Adam steps with a cosine learning rate: the b
 the brain fraction) and the region network (soft cross-entropy + Dice on the brain regions). Each step draws its
 batch from a generator seeded with ``(seed, stage, step)`` (made in a second process while the previous step
 trains), so a run stopped and resumed from its checkpoint gives the same weights as one that was not. Training data:
-the fetal atlases except :data:`HELD_OUT` (kept for evaluation), plus, for the localiser, the adult MNI152 template
-for ``adult_share`` of the samples.
+the fetal atlases except :data:`HELD_OUT` (kept for evaluation), plus the adult MNI152 template for ``adult_share``
+of the samples (the localiser: its tissue maps, :func:`~mrmotion.pose.synth.adult_subject`; the region network: the
+same labelled like the fetal atlases, :func:`~mrmotion.pose.synth.adult_region_subject`).
 
 Weights are written as safetensors with their configuration in the metadata (the region network's also with the
 training atlases' mean :class:`~mrmotion.pose.regions.AtlasLayout`, which poses are fitted to);
@@ -44,20 +45,23 @@ class TrainConfig:
     batch: int = 8
     learning_rate: float = 3e-3
     seed: int = 0
+    #: share of the samples made from the adult MNI152 template instead of a fetal atlas (localiser and regions). May
+    #: change when a run is resumed: the shipped region network learned adult brains in its last go (:data:`SHIPPED`)
     adult_share: float = 0.2
     size: int = 32  # cube side in voxels (regions: 32, divisible by 8 for the U-Net's levels; localiser: 48)
     centre_jitter: float = 0.05  # region cubes: centre off the brain's by this share of the side (s.d. per axis)
     scale_jitter: float = 0.15  # region cubes: side off the nominal by a factor uniform in 1 ± this
-    threads: int = 2
+    threads: int = 2  # may change when a run is resumed (the weights do not depend on it)
     #: share of the fetal samples rendered from the atlas's own T2 image (srr.nii.gz, real contrast)
     #: instead of label contrasts. May change when a run is resumed (:data:`MAY_CHANGE_ON_RESUME`).
     t2_share: float = 0.0
 
 
-#: configuration keys a resumed run may change besides its length: the T2 share (the shipped localiser was trained
-#: in two goes, the second with T2-image samples added; see :data:`SHIPPED`) and ``arch``, a key of earlier
-#: versions (which network regressed the axes) that the shipped checkpoints still carry
-MAY_CHANGE_ON_RESUME = ("t2_share", "arch")
+#: configuration keys a resumed run may change besides its length: the T2 and adult shares (the shipped localiser was
+#: trained in two goes, the second with T2-image samples added; the region network in three, the third with adult
+#: samples; see :data:`SHIPPED`), the threads, and ``arch``, a key of earlier versions (which network regressed the
+#: axes) that the shipped checkpoints still carry
+MAY_CHANGE_ON_RESUME = ("t2_share", "adult_share", "threads", "arch")
 
 
 def make_network(stage: str) -> torch.nn.Module:
@@ -91,8 +95,9 @@ def _batch(
 ):
     """The batch of one step: (volumes (B, 1, n, n, n), targets), drawn from a generator seeded by the step.
 
-    Regions: fetal subjects only (the adult template has no region labels); targets are the region fractions, the
-    true poses and the cubes' grids. Localiser: fetal or, for ``adult_share`` of the samples, adult; target the brain.
+    Fetal or, for ``adult_share`` of the samples, adult (``adult``: the localiser's or the region network's adult
+    subject; for the regions no random draw at share 0, so runs without adult samples draw as before). Regions:
+    targets are the region fractions, the true poses and the cubes' grids; localiser: the brain.
     A fetal sample (localiser or regions) is rendered from the atlas's T2 image (``t2``, same order as ``fetal``)
     with probability ``t2_share`` (no random draw at share 0, so runs without T2 samples draw as before).
     """
@@ -100,6 +105,11 @@ def _batch(
     samples = []
     for _ in range(config.batch):
         if config.stage == "regions":
+            if adult is not None and config.adult_share > 0 and rng.random() < config.adult_share:
+                samples.append(
+                    synth.region_sample(adult, rng, config.size, 1.0, config.centre_jitter, config.scale_jitter)
+                )
+                continue
             index = int(rng.integers(len(fetal)))
             image = t2[index] if config.t2_share > 0 and rng.random() < config.t2_share else None
             samples.append(
@@ -158,7 +168,9 @@ def train(
         fetal, t2 = [labels for labels, _ in pairs], [image for _, image in pairs]
     else:
         fetal = load_training_subjects(atlas_root)
-    adult = synth.adult_subject() if config.adult_share > 0 and config.stage == "localiser" else None
+    adult = None
+    if config.adult_share > 0:
+        adult = synth.adult_subject() if config.stage == "localiser" else synth.adult_region_subject()
     network = make_network(config.stage)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     start, elapsed = 0, 0.0
@@ -259,15 +271,16 @@ def evaluate(network: torch.nn.Module, stage: str, batches: list, layout: AtlasL
 
 
 #: the configuration and file name of each shipped network (``mrmotion train-pose`` reproduces them). Both were
-#: trained in two goes: the localiser 1200 steps with ``t2_share=0`` (``--steps 1200 --t2-share 0``), then resumed
-#: to 2400 with T2-image samples (``--resume``); the regions 2400 steps, then resumed to 3600 (pose_card.md).
+#: trained in goes: the localiser 1200 steps with ``t2_share=0`` (``--steps 1200 --t2-share 0``), then resumed
+#: to 2400 with T2-image samples (``--resume``); the regions 2400 steps and resumed to 3600, both without adult
+#: samples (``--adult-share 0``), then resumed to 4800 with them (``--resume``; pose_card.md).
 SHIPPED = {
     "localiser": (
         TrainConfig(stage="localiser", steps=2400, batch=4, size=48, threads=2, t2_share=0.4),
         "pose_localiser.safetensors",
     ),
     "regions": (
-        TrainConfig(stage="regions", steps=3600, batch=8, learning_rate=2e-3, size=32, adult_share=0.0, threads=1),
+        TrainConfig(stage="regions", steps=4800, batch=8, learning_rate=2e-3, size=32, adult_share=0.15, threads=2),
         "pose_regions.safetensors",
     ),
 }
