@@ -58,15 +58,16 @@ def geodesic_deg(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cosine, -1, 1))))
 
 
-def test_volume(t2, rng: np.random.Generator, fov_factor: tuple[float, float] = (1.8, 3.0)):
+def test_volume(t2, rng: np.random.Generator, fov_factor: tuple[float, float] = (1.8, 3.0), **scout):
     """One degraded 3 mm scout at a random pose, its field of view ``fov_factor`` × the brain's size; returns (data,
-    scanner_from_voxel, true scanner_from_head)."""
+    scanner_from_voxel, true scanner_from_head). ``scout``: other options of ``synth.scout_volume`` (``voxel_mm``,
+    ``clutter``)."""
     from mrmotion.pose import synth
 
     pose = np.eye(4)
     pose[:3, :3] = synth.random_rotation(rng)
     pose[:3, 3] = rng.uniform(-30, 30, 3)
-    data, grid = synth.scout_volume(t2, pose, rng, VOXEL_MM, fov_factor)
+    data, grid = synth.scout_volume(t2, pose, rng, fov_factor=fov_factor, **{"voxel_mm": VOXEL_MM, **scout})
     return data, grid, pose
 
 
@@ -254,12 +255,13 @@ class Registration:
         return np.linalg.inv(best) @ self.template_pose
 
 
-def equivariance_deg(check: str, t2, model, rng: np.random.Generator) -> float:
+def equivariance_deg(check: str, t2, model, rng: np.random.Generator, **scout) -> float:
     """pose(R·x) against R·pose(x) (degrees) for a random rotation R, on a fresh random scout.
 
     ``check`` "affine": the same voxels with R applied to the volume's affine. "head": the head turned by R about
     its brain centre inside the same scan, re-rendered with the same random field of view, contrast, clutter,
-    degradations and noise (one seed for both renders), so the network sees the brain at a new angle."""
+    degradations and noise (one seed for both renders), so the network sees the brain at a new angle. ``scout``: other
+    options of ``synth.scout_volume`` (``fov_factor``, ``clutter``)."""
     from mrmotion.pose import synth
     from mrmotion.pose.estimate import estimate_pose
 
@@ -268,7 +270,7 @@ def equivariance_deg(check: str, t2, model, rng: np.random.Generator) -> float:
     pose[:3, 3] = rng.uniform(-30, 30, 3)
     rotation = synth.random_rotation(rng)
     seed = int(rng.integers(2**32))
-    data, grid = synth.scout_volume(t2, pose, np.random.default_rng(seed), VOXEL_MM)
+    data, grid = synth.scout_volume(t2, pose, np.random.default_rng(seed), VOXEL_MM, **scout)
     plain = estimate_pose(data, grid, model).scanner_from_head
     if check == "affine":
         motion = np.eye(4)
@@ -278,7 +280,7 @@ def equivariance_deg(check: str, t2, model, rng: np.random.Generator) -> float:
         motion = np.eye(4)  # about the brain centre: the field of view, clutter and noise stay where they were
         motion[:3, :3] = rotation
         motion[:3, 3] = pose[:3, 3] - rotation @ pose[:3, 3]
-        moved_data, moved_grid = synth.scout_volume(t2, motion @ pose, np.random.default_rng(seed), VOXEL_MM)
+        moved_data, moved_grid = synth.scout_volume(t2, motion @ pose, np.random.default_rng(seed), VOXEL_MM, **scout)
         moved = estimate_pose(moved_data, moved_grid, model).scanner_from_head
     return geodesic_deg(moved, motion @ plain)
 

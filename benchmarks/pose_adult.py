@@ -35,46 +35,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pose as pose_benchmark  # noqa: E402  (the geodesic, the scout runner and its summary)
+import pose as pose_benchmark  # noqa: E402  (scouts, the scout runner and its summary, the equivariance check)
 
 #: field of view of the whole-head scouts, in brain sizes (the MNI152 brain: 174 mm; 226–296 mm)
 FOV_FACTOR = (1.3, 1.7)
 SEED = 2026
-
-
-def adult_scouts(subject, count: int, voxel_mm: float, rng: np.random.Generator) -> list:
-    """``count`` scouts of an adult subject at random poses (no clutter): (data, grid, true scanner_from_head)."""
-    from mrmotion.pose import synth
-
-    scouts = []
-    for _ in range(count):
-        pose = np.eye(4)
-        pose[:3, :3] = synth.random_rotation(rng)
-        pose[:3, 3] = rng.uniform(-30, 30, 3)
-        data, grid = synth.scout_volume(subject, pose, rng, voxel_mm, FOV_FACTOR, clutter=False)
-        scouts.append((data, grid, pose))
-    return scouts
-
-
-def adult_equivariance_deg(subject, model, rng: np.random.Generator, voxel_mm: float = 3.0) -> float:
-    """pose(R·x) against R·pose(x) (degrees): the head turned by a random R about its brain centre inside the same
-    scan, re-rendered with the same field of view, degradations and noise (one seed for both)."""
-    from mrmotion.pose import synth
-    from mrmotion.pose.estimate import estimate_pose
-
-    pose = np.eye(4)
-    pose[:3, :3] = synth.random_rotation(rng)
-    pose[:3, 3] = rng.uniform(-30, 30, 3)
-    rotation = synth.random_rotation(rng)
-    seed = int(rng.integers(2**32))
-    motion = np.eye(4)
-    motion[:3, :3] = rotation
-    motion[:3, 3] = pose[:3, 3] - rotation @ pose[:3, 3]
-    poses = []
-    for head in (pose, motion @ pose):
-        data, grid = synth.scout_volume(subject, head, np.random.default_rng(seed), voxel_mm, FOV_FACTOR, clutter=False)
-        poses.append(estimate_pose(data, grid, model).scanner_from_head)
-    return pose_benchmark.geodesic_deg(poses[1], motion @ poses[0])
 
 
 def main() -> None:
@@ -109,7 +74,11 @@ def main() -> None:
     for index, (label, (subject, voxel)) in enumerate(settings.items()):
         # the two T1 settings share their poses and fields of view (the same seed)
         rng = np.random.default_rng(SEED + (2 if index == 2 else 0))
-        run = pose_benchmark.run_scouts(adult_scouts(subject, args.scouts, voxel, rng), model)
+        scouts = [
+            pose_benchmark.test_volume(subject, rng, FOV_FACTOR, voxel_mm=voxel, clutter=False)
+            for _ in range(args.scouts)
+        ]
+        run = pose_benchmark.run_scouts(scouts, model)
         confident = np.mean([e is not None and e.confidence >= LOW_CONFIDENCE for e in run["estimates"]])
         lines.append(
             f"{label:28} {pose_benchmark.scout_summary(run)} {100 * confident:9.0f}% "
@@ -118,7 +87,12 @@ def main() -> None:
         print(lines[-1], flush=True)
     if args.equivariance:
         rng = np.random.default_rng(SEED + 7)
-        values = np.array([adult_equivariance_deg(t1, model, rng) for _ in range(args.equivariance)])
+        values = np.array(
+            [
+                pose_benchmark.equivariance_deg("head", t1, model, rng, fov_factor=FOV_FACTOR, clutter=False)
+                for _ in range(args.equivariance)
+            ]
+        )
         lines += [
             "",
             "equivariance pose(R·x) vs R·pose(x), T1 3 mm, the head turned about its brain centre in the same scan "

@@ -13,6 +13,7 @@ vector in grid index order is a vector in the scanner frame.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,10 +108,12 @@ def fetal_subject(folder: str | Path) -> Subject:
     )
 
 
+@functools.lru_cache(maxsize=1)
 def _mni152_tissues() -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The adult MNI152 2009 template (nilearn, embedded) at 2 mm: ``csf``, ``grey``, ``white`` (fractions inside the
     brain mask), ``rest`` (the head outside the brain: the T1 image above 10% of its 99th percentile), ``inside`` (the
-    brain mask) and ``t1`` (the T1 image) on one grid, and that grid's RAS affine."""
+    brain mask) and ``t1`` (the T1 image) on one grid, and that grid's RAS affine. Read once per process (the three
+    adult subjects share them); the arrays are read-only."""
     from nilearn import datasets
 
     grey_image = datasets.load_mni152_gm_template(resolution=2)
@@ -128,6 +131,8 @@ def _mni152_tissues() -> tuple[dict[str, np.ndarray], np.ndarray]:
         "inside": inside,
         "t1": t1,
     }
+    for array in tissues.values():
+        array.setflags(write=False)
     return tissues, grey_image.affine
 
 
