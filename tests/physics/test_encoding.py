@@ -6,7 +6,7 @@ import pytest
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.parameters import transform_from_euler
 from mrmotion.geometry.transforms import apply, make_transform
-from mrmotion.physics import coil_weighting
+from mrmotion.physics import coil_weighting, encoding
 from mrmotion.physics.coil_weighting import cluster_states
 from mrmotion.physics.encoding import ImageGrid, MotionEncoding
 from mrmotion.physics.trajectory import MotionTrajectory
@@ -173,6 +173,25 @@ def test_one_uniform_coil_with_states_no_sample_sees_stays_exact(in_time_order):
     motion = MotionTrajectory(np.array([0.0, 3.2, 3.6, 4.0]), moves, end_s=9.0)  # 2 states unseen
     operator = MotionEncoding(grid, k, times, motion, None, eps=1e-12)
     assert operator.states == 2 and (operator.order is None) == in_time_order
+    reference = brute_force(grid, rho, k, times, motion, UniformCoil())
+    assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_coordinates_computed_in_chunks_that_cut_through_runs_of_one_state_stay_exact(chunk, monkeypatch):
+    """The per-sample coordinates and phases are made chunk by chunk on threads: chunks that end inside a run of
+    one state, or hold many runs, give the brute-force samples (affine motion included: |det| per sample)."""
+    monkeypatch.setattr(encoding, "AUGMENTED_CHUNK", chunk)
+    rng = np.random.default_rng()
+    grid = oblique_grid((7, 8, 6), rng)
+    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    times = np.sort(rng.uniform(0, 10, 300))
+    k = rng.normal(size=(len(times), 3)) * 0.5
+    motion = random_motion(rng, 9, 10.0)
+    scaled = motion.transforms.copy()
+    scaled[:, :3, :3] *= rng.uniform(0.9, 1.1, (len(scaled), 1, 1))
+    motion = MotionTrajectory(motion.times_s, scaled, end_s=10.0, rigid=False)
+    operator = MotionEncoding(grid, k, times, motion, None, eps=1e-12)
     reference = brute_force(grid, rho, k, times, motion, UniformCoil())
     assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
 

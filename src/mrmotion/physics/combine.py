@@ -25,7 +25,7 @@ def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
     # the factor e^{−2πi i (n//2)/n} on each k-space sample.
     # Separable: the flat index is a sum of one small table per axis, looked up per sample (4× faster on a 1-mm
     # volume than forming the (M, 3) shifted indices), and the factor a product of per-axis factors, applied to the
-    # filled grid by broadcasting (cheaper than a per-sample lookup: 3 passes over the grid per coil).
+    # filled grid by broadcasting (cheaper than a per-sample lookup).
     transformed = len(axes)
     strides = np.cumprod((1, *shape[::-1]))[::-1][1:]  # C-order strides, in elements
     index = np.asarray(sampling.grid_index)
@@ -41,11 +41,16 @@ def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
             view[axis] = size
             factors.append(np.exp(-2j * np.pi * ((stored * (size // 2)) % size) / size).astype(dtype).reshape(view))
         flat += (position * strides[axis])[index[:, axis]]
+    # the factors of the axes after the first, multiplied into one plane: each first-axis plane of the grid is then
+    # multiplied once, while it is in cache (one pass over the grid instead of one per axis)
+    rest = np.ones((1, *shape[1:]), dtype=dtype)
+    for factor in factors[1:]:
+        rest = rest * factor
     grid = np.zeros((data.shape[0], *shape), dtype=dtype)
     for coil in range(data.shape[0]):
         grid[coil].reshape(-1)[flat] = data[coil]
-        for factor in factors:
-            grid[coil] *= factor
+        for plane, first in zip(grid[coil], factors[0].reshape(-1), strict=True):
+            plane *= rest[0] * first
     images = scipy.fft.ifftn(grid, axes=axes, workers=THREADS, overwrite_x=True)
     return images[..., 0] if shape[2] == 1 else images
 

@@ -24,6 +24,7 @@ every state): one group, R ≤ number of coils.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,7 @@ from mrmotion.physics.coil_weighting import (
     plan_groups,
     upsample,
 )
-from mrmotion.physics.nufft import NufftPair
+from mrmotion.physics.nufft import THREADS, NufftPair
 from mrmotion.physics.toeplitz import ToeplitzNormal
 from mrmotion.physics.trajectory import MotionTrajectory
 
@@ -55,6 +56,8 @@ MAX_CLUSTERS = 64
 CACHE_BYTES = 1_000_000_000
 #: One group's full-size components must fit in this much memory, or the operator refuses with a clear message.
 MAX_WEIGHT_BYTES = 4_000_000_000
+#: Samples per chunk when the per-sample coordinates and phases are computed (2 MB of phases: stays in cache).
+AUGMENTED_CHUNK = 1 << 18
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,9 +265,8 @@ class MotionEncoding:
         """Per sample: NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
 
         For state t and a sample k: the object is sampled at ``q = L_tᵀk``, at voxel frequency ``κ = L_gridᵀ q``
-        and with phase ``φ = k·(d_t − origin) + q·r_centre``: a (dims + 1, 3) matrix per state applied to k. The
-        loop over runs of one state does only the matrix products; the per-sample work is vectorised after it (done per
-        run, it cost 1 s of Python for 44,000 states). Arrays are laid out (axis, sample), as finufft takes them.
+        and with phase ``φ = k·(d_t − origin) + q·r_centre``: a (dims + 1, 3) matrix per state applied to k
+        (:func:`_fill_augmented`). Arrays are laid out (axis, sample), as finufft takes them.
         """
         linear = self.grid.scanner_from_voxel[:3, :3]
         centre = self.grid.positions(self.grid.centre_index)
@@ -276,29 +278,18 @@ class MotionEncoding:
         mappings[:, dims] = transforms[:, :3, 3] + rotations @ centre - self._origin
         mappings = mappings @ frame  # each row: r·k_scanner = r·(K k) = (r K)·k
         amplitudes = np.abs(np.linalg.det(rotations))
-        columns = np.ascontiguousarray(k.T)  # (3, M)
         kappa = np.empty((dims, len(k)), dtype=real)
-        phase = np.empty(len(k))
-        # Each state's samples are one contiguous run (a state belongs to one cluster), but the runs follow the
-        # clusters, not the state numbers: a pose the head returns to later shares an earlier cluster. The loop does
-        # only the two products per run; everything per sample is done once, after it.
-        for start, stop in zip(runs[:-1].tolist(), runs[1:].tolist(), strict=True):
-            product = mappings[states[start]] @ columns[:, start:stop]  # one pass over the run's k
-            kappa[:, start:stop] = product[:dims]
-            phase[start:stop] = product[dims]
-        # Phases reach ~10³ rad: reduce them in double precision, then take cos/sin in the working precision
-        # (single-precision cos/sin is 10× faster; the reduced phase then keeps ~1e-7 rad).
-        # Written straight into the parts of the complex array: every fresh temporary of M values costs page faults.
-        # (φ − 2π·rint(φ/2π), into [−π, π]: three times faster than np.remainder)
-        turns = np.multiply(phase, 1.0 / (2.0 * np.pi))
-        np.rint(turns, out=turns)
-        turns *= 2.0 * np.pi
-        reduced = np.subtract(phase, turns, out=phase).astype(real)
-        del turns
         factor = np.empty(len(k), dtype=self.dtype)
-        np.cos(reduced, out=factor.real)
-        np.sin(reduced, out=factor.imag)
-        np.negative(factor.imag, out=factor.imag)
+        # Chunk by chunk on THREADS threads (numpy releases the GIL in its loops): each chunk's temporaries stay in
+        # cache and no array of M values is made and freed, whose page faults cost as much as the arithmetic
+        # (1 mm, 8.7 M samples: 0.5 s in one pass over whole arrays, 0.15 s this way; the same values).
+        starts = range(0, len(k), AUGMENTED_CHUNK)
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            list(
+                pool.map(
+                    lambda a: _fill_augmented(mappings, k, states, runs, a, AUGMENTED_CHUNK, kappa, factor), starts
+                )
+            )
         if not np.allclose(amplitudes, 1.0, rtol=0.0, atol=1e-12):  # affine motion: |det L_t| ≠ 1
             factor *= amplitudes.astype(real)[states]
         return kappa.T, factor
@@ -453,3 +444,39 @@ class MotionEncoding:
 def _runs(states: np.ndarray) -> np.ndarray:
     """Boundaries of the runs of equal state: run r is ``states[runs[r]:runs[r + 1]]``."""
     return np.concatenate([[0], np.flatnonzero(states[1:] != states[:-1]) + 1, [len(states)]])
+
+
+def _fill_augmented(
+    mappings: FloatArray,
+    k: FloatArray,
+    states: np.ndarray,
+    runs: np.ndarray,
+    start: int,
+    length: int,
+    kappa: np.ndarray,
+    factor: np.ndarray,
+) -> None:
+    """Samples ``start:start + length`` of :meth:`MotionEncoding._augmented`: ``kappa[:, start:stop]`` (rad/voxel) and
+    ``factor[start:stop] = e^{−iφ}`` from each state's (dims + 1, 3) mapping applied to k (rad/mm)."""
+    dims, stop = kappa.shape[0], min(start + length, kappa.shape[1])
+    first = int(np.searchsorted(runs, start, side="right")) - 1
+    last = int(np.searchsorted(runs, stop, side="left"))
+    bounds = np.clip(runs[first : last + 1], start, stop).tolist()
+    phase = np.empty(stop - start)
+    # The loop over the runs of one state does only the matrix products (one pass over the run's k); everything
+    # per sample is vectorised after it (done per run, it cost 1 s of Python for 44,000 states).
+    for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+        product = mappings[states[begin]] @ k[begin:end].T
+        kappa[:, begin:end] = product[:dims]
+        phase[begin - start : end - start] = product[dims]
+    # Phases reach ~10³ rad: reduce them in double precision (φ − 2π·rint(φ/2π), into [−π, π]: three times faster
+    # than np.remainder), then take cos/sin in the working precision (single-precision cos/sin is 10× faster; the
+    # reduced phase then keeps ~1e-7 rad). Written straight into the parts of the complex array.
+    turns = np.multiply(phase, 1.0 / (2.0 * np.pi))
+    np.rint(turns, out=turns)
+    turns *= 2.0 * np.pi
+    reduced = np.subtract(phase, turns, out=phase).astype(kappa.dtype)
+    part = factor[start:stop]
+    np.cos(reduced, out=part.real)
+    np.sin(reduced, out=part.imag)
+    np.negative(part.imag, out=part.imag)

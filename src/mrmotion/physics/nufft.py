@@ -56,9 +56,11 @@ def point_columns(kappa: ArrayLike, ndim: int, dtype: type, what: str) -> list[n
     # a transposed (ndim, M) array costs no reordering
     columns = [np.ascontiguousarray(points[:, axis], dtype=real) for axis in range(ndim)]
     for axis, column in enumerate(columns):
-        if not np.all(np.isfinite(column)):
+        # min and max make no temporary of M values, and NaN propagates into both
+        low, high = float(column.min()), float(column.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
             raise MrMotionError(f"{what} points contain NaN or infinite values")
-        if np.abs(column).max() > 3.0 * np.pi:  # into a new array: the column may be a view of the caller's points
+        if max(-low, high) > 3.0 * np.pi:  # into a new array: the column may be a view of the caller's points
             columns[axis] = (np.mod(column + np.pi, 2.0 * np.pi) - np.pi).astype(real)
     return columns
 
