@@ -422,9 +422,15 @@ class MotionEncoding:
         convolution, strengths, maps = self._toeplitz
         if maps is None:  # one uniform coil
             return (strengths[0] * convolution.apply(x)).astype(self.dtype, copy=False)
+        # Σ_j conj(√λ_j B_j) ⊙ T(√λ_j B_j ⊙ x), through one work image (no fresh temporaries per map)
         result = np.zeros(self.grid.shape, dtype=self.dtype)
-        for strength, coil_map in zip(strengths, maps, strict=True):
-            result += strength * np.conj(coil_map) * convolution.apply(coil_map * x)
+        work = np.empty(self.grid.shape, dtype=self.dtype)
+        for coil_map in maps:
+            np.multiply(coil_map, x, out=work)
+            convolved = convolution.apply(work)
+            np.conjugate(coil_map, out=work)
+            work *= convolved
+            result += work
         return result
 
     def _make_toeplitz(self):
@@ -437,7 +443,11 @@ class MotionEncoding:
         if self._uniform:
             return convolution, strengths[keep], None
         spatial = self._spatial(0)
-        maps = [np.tensordot(vectors[:, j].conj(), spatial, axes=1).astype(self.dtype) for j in np.flatnonzero(keep)]
+        # the eigenmaps scaled by √λ_j: EᴴE = Σ_j (√λ_j B_j)ᴴ T (√λ_j B_j)
+        maps = [
+            (np.sqrt(strengths[j]) * np.tensordot(vectors[:, j].conj(), spatial, axes=1)).astype(self.dtype)
+            for j in np.flatnonzero(keep)
+        ]
         return convolution, strengths[keep], maps
 
 

@@ -5,8 +5,9 @@ For the NUFFT of :mod:`mrmotion.physics.nufft` on points κ_m (rad/voxel) and re
     (Fᴴ W F f)(u) = Σ_u' f(u') Σ_m w_m e^{iκ_m·(u − u')} = Σ_u' K(u − u') f(u'),   K(v) = Σ_m w_m e^{iκ_m·v},
 
 a linear convolution whose kernel needs v in [−(n − 1), n − 1] per axis. Embedded in a circular convolution on
-a grid of at least 2n − 1 per axis (a fast FFT size), it costs one zero-padded FFT and one inverse FFT, with no
-point spreading: on a 1-mm head (197 × 233 × 189, 8.7 M points) 0.8–1.1 s against 2.3–2.9 s for a type-2 plus a
+a grid of at least 2n − 1 per axis (a fast FFT size), it costs one zero-padded FFT and one inverse FFT (pruned: only
+the lines that hold image values, or that the cropped result keeps, are transformed), with no point spreading: on a
+1-mm head (197 × 233 × 189, 8.7 M points) 0.8–1.1 s (before the pruning) against 2.3–2.9 s for a type-2 plus a
 type-1 NUFFT. The kernel K is one type-1 NUFFT of the weights (made once); it is Hermitian (K(−v) = K(v)*), so its
 spectrum is real and is kept in single or double precision reals.
 
@@ -68,11 +69,25 @@ class ToeplitzNormal:
         self.spectrum = np.ascontiguousarray(spectrum.real, dtype=real)  # imaginary part: rounding only
 
     def apply(self, image: ArrayLike) -> np.ndarray:
-        """``Fᴴ W F image`` for one image of the grid's shape."""
+        """``Fᴴ W F image`` for one image of the grid's shape (a view into a padded work array).
+
+        The padded FFTs are pruned, one axis at a time: the forward one transforms only the lines that hold image
+        values (the padding is zero), the inverse one only the lines the cropped result keeps. On the 1-mm head
+        (a 172 × 203 × 164 box, padded 343 × 405 × 330) 0.55 s against 0.67 s for the whole padded transforms
+        (scratch timing, medians of 5).
+        """
         x = np.asarray(image)
         if x.shape != self.shape:
             raise MrMotionError(f"image shape {x.shape} does not match the Toeplitz grid {self.shape}")
-        padded = scipy.fft.fftn(x.astype(self.dtype, copy=False), s=self.padded, workers=THREADS)
-        padded *= self.spectrum
-        result = scipy.fft.ifftn(padded, workers=THREADS, overwrite_x=True)
-        return np.ascontiguousarray(result[tuple(slice(0, n) for n in self.shape)])
+        spectrum = x.astype(self.dtype, copy=False)
+        axes = range(len(self.shape))
+        for axis in reversed(axes):  # the last (contiguous) axis first, on the fewest lines
+            spectrum = scipy.fft.fft(
+                spectrum, n=self.padded[axis], axis=axis, workers=THREADS, overwrite_x=spectrum is not x
+            )
+        spectrum *= self.spectrum
+        result = spectrum
+        for axis in axes:
+            result = scipy.fft.ifft(result, axis=axis, workers=THREADS, overwrite_x=True)
+            result = result[(slice(None),) * axis + (slice(0, self.shape[axis]),)]
+        return result
