@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+from mrmotion.geometry.parameters import transform_from_euler
 from mrmotion.geometry.transforms import make_transform
 from mrmotion.physics.coil_weighting import (
     NODES_BEYOND,
     _interpolation_matrix,
+    cluster_states,
     coarse_axes,
     coarse_weights,
     coil_maps_on_grid,
@@ -61,3 +63,41 @@ def test_a_box_interpolated_from_its_own_nodes_equals_the_whole_grid_restricted(
     index = np.argwhere(np.ones(box_grid.shape, dtype=bool))[::11]
     truth = coils.sensitivities(box_grid.positions(index))
     assert np.abs(part[:, index[:, 0], index[:, 1], index[:, 2]] - truth).max() < 1e-3 * np.abs(truth).max()
+
+
+def greedy_clusters_one_state_at_a_time(grid, transforms, tol_mm):
+    """The clustering rule of cluster_states, state by state (the slow reference)."""
+    moved = np.einsum("tij,pj->tpi", transforms[:, :3, :3], grid.corners()) + transforms[:, None, :3, 3]
+    labels, representatives, last = [], [], -1
+    for state in range(len(transforms)):
+        distance = [np.max(np.linalg.norm(moved[state] - moved[r], axis=-1)) for r in representatives]
+        if last >= 0 and distance[last] <= tol_mm:
+            labels.append(last)
+        elif distance and min(distance) <= tol_mm:
+            last = int(np.argmin(distance))
+            labels.append(last)
+        else:
+            representatives.append(state)
+            last = len(representatives) - 1
+            labels.append(last)
+    return np.array(labels), np.array(representatives)
+
+
+@pytest.mark.parametrize("motion", ["drift", "jitter", "back and forth"])
+def test_clusters_found_a_block_of_states_at_a_time_equal_the_state_by_state_rule(motion):
+    rng = np.random.default_rng()
+    grid = ImageGrid((20, 18, 16), make_transform(np.diag([4.0, 4.0, 4.0]), [-40.0, -36.0, -32.0]))
+    states = int(rng.integers(150, 400))
+    if motion == "drift":  # long runs in one cluster, runs longer than a block
+        steps = rng.normal(size=(states, 6)) * 0.05
+    elif motion == "jitter":  # a new cluster or a jump back at almost every state
+        steps = rng.normal(size=(states, 6)) * 2.0
+    else:  # the head returns to earlier poses
+        steps = np.sign(np.sin(np.arange(states) / 7.0))[:, None] * rng.uniform(0.2, 0.6, (states, 6))
+    parameters = np.cumsum(steps, axis=0)
+    transforms = transform_from_euler(parameters[:, :3], parameters[:, 3:])
+    for tol in (0.5, 2.0, 6.0):
+        labels, representatives = cluster_states(grid, transforms, tol)
+        expected_labels, expected_representatives = greedy_clusters_one_state_at_a_time(grid, transforms, tol)
+        np.testing.assert_array_equal(labels, expected_labels)
+        np.testing.assert_array_equal(representatives, expected_representatives)

@@ -44,30 +44,50 @@ COARSE_SPACING_MM = 8.0
 NODES_BEYOND = 2
 
 
+#: States checked at once against the current cluster's representative in :func:`cluster_states`.
+CLUSTER_BLOCK = 64
+
+
 def cluster_states(grid: ImageGrid, transforms: FloatArray, tol_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Group motion states whose FOV corners move by less than ``tol_mm`` from a cluster's first state.
 
     Returns ``(cluster of each state (T,), index of each cluster's representative state (K,))``. Greedy in time
-    order, checking the previous state's cluster first (consecutive states are usually close).
+    order: a state joins the previous state's cluster when it is close to its representative, else the closest
+    cluster within ``tol_mm``, else starts a new one. The states that stay in the previous state's cluster are found
+    :data:`CLUSTER_BLOCK` at a time (one state at a time, 44,000 states of continuous motion cost 16 s of Python).
     """
     corners = grid.corners()
     moved = np.einsum("tij,pj->tpi", transforms[:, :3, :3], corners) + transforms[:, None, :3, 3]  # (T, P, 3)
     labels = np.empty(len(transforms), dtype=np.int64)
     representatives: list[int] = []
-    last = -1
-    for state in range(len(transforms)):
-        if last >= 0 and np.max(np.linalg.norm(moved[state] - moved[representatives[last]], axis=-1)) <= tol_mm:
-            labels[state] = last
-            continue
+    last, state = -1, 0
+    while state < len(transforms):
+        if last >= 0:  # the run of states close to the previous state's cluster, in one vectorised check
+            stop = min(len(transforms), state + CLUSTER_BLOCK)
+            far = _largest_distance(moved[state:stop], moved[representatives[last]]) > tol_mm
+            run = int(np.argmax(far)) if far.any() else stop - state
+            labels[state : state + run] = last
+            state += run
+            if run > 0:
+                continue
         if representatives:
-            distance = np.max(np.linalg.norm(moved[representatives] - moved[state], axis=-1), axis=-1)
+            distance = _largest_distance(moved[representatives], moved[state])
             best = int(np.argmin(distance))
             if distance[best] <= tol_mm:
                 labels[state] = last = best
+                state += 1
                 continue
         representatives.append(state)
         labels[state] = last = len(representatives) - 1
+        state += 1
     return labels, np.asarray(representatives)
+
+
+def _largest_distance(corners: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Largest distance (mm) between corresponding corners, ``(..., P, 3)`` against ``(P, 3)``: the largest
+    ``np.linalg.norm`` to rounding (~1e-14 mm), without its per-call overhead."""
+    difference = corners - reference
+    return np.sqrt(np.max(np.einsum("...pi,...pi->...p", difference, difference), axis=-1))
 
 
 def central_states(grid: ImageGrid, transforms: FloatArray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
