@@ -63,6 +63,10 @@ def test_simulate_then_recon_with_and_without_motion(volume, tmp_path):
     np.testing.assert_allclose(nib.load(out / "corrupted.nii.gz").affine, nib.load(volume).affine, atol=1e-5)
     kspace = read_kspace(out / "kspace.h5")
     assert kspace.data.shape == (4, reference.size) and kspace.coil_maps is not None
+    # the exact coil model says at how many poses it evaluated the coils, and with what tolerance
+    clusters, tolerance = kspace.extra["coil_clusters"], kspace.extra["coil_cluster_tol_mm"]
+    assert clusters > 1 and tolerance > 0, kspace.extra
+    assert f"evaluated at {clusters} poses" in " ".join(result.output.split())
     motion = read_motion_csv(out / "motion.csv")
     assert motion.state_index(kspace.sampling.time_s).max() == len(motion) - 1
     assert invoke("recon", out / "kspace.h5", "--motion", out / "motion.csv", "-o", out / "fixed.nii.gz").exit_code == 0

@@ -523,6 +523,17 @@ def simulate(
         f"max translation {size['max_translation_mm']:.2f} mm; "
         f"corrupted image NRMSE {summary.nrmse:.3f}"
     )
+    scan = summary.scan
+    if scan.coil_clusters is not None and scan.coil_clusters > 1:
+        console.print(
+            f"exact coil model: the coils were evaluated at {scan.coil_clusters} poses, each shared by the motion "
+            f"states within {scan.coil_cluster_tol_mm:.2f} mm of it"
+            + (
+                " (tolerances of millimetres mean coil weightings in error by a few per cent)"
+                if scan.coil_cluster_tol_mm >= 1.0
+                else ""
+            )
+        )
     console.print(f"wrote {', '.join(str(path) for path in summary.files)}")
 
 

@@ -405,6 +405,9 @@ def test_simulation_encodes_only_the_box_of_nonzero_voxels_and_stays_exact(shape
     whole = MotionEncoding(grid, k, sampling.time_s, scan.motion, coils, eps=1e-12, origin_mm=frame[:3, 3])
     expected = whole.forward(image)
     assert np.linalg.norm(scan.data - expected) <= 1e-9 * np.linalg.norm(expected)
+    # how the coils were evaluated is reported: the operator's clusters (one for a uniform coil, tolerance 0)
+    assert scan.coil_clusters == (whole.clusters if coils is not None else 1)
+    assert scan.coil_cluster_tol_mm == (whole.cluster_tol_mm if scan.coil_clusters > 1 else 0.0)
     everything, same = object_support(np.zeros(shape), grid)  # nothing to encode: the whole grid, not an error
     assert same is grid and everything == tuple(slice(0, n) for n in shape)
 

@@ -69,6 +69,7 @@ def test_in_plane_translation_by_whole_voxels_shifts_the_image():
     sampling = cartesian(SHAPE, VOXEL, mode="2d")
     motion = MotionTrajectory.constant(moved_by_voxels(grid, (2, -1, 0)))
     scan = simulate(rho, grid, sampling, motion, coils_for(grid))
+    assert scan.coil_clusters is None and scan.coil_cluster_tol_mm is None  # per slice, not one operator
     expected = np.zeros_like(rho)
     expected[2:, :-1] = rho[:-2, 1:]  # ρ_A(u) = ρ(u − shift); spins from outside the FOV give no signal
     np.testing.assert_allclose(image_of(scan.data, sampling, scan.coil_maps), expected, atol=1e-5)

@@ -117,6 +117,8 @@ def simulate_files(
         "snr_db": snr_db,
         "seed": seed,
         "motion_states": len(motion),
+        "coil_clusters": scan.coil_clusters,
+        "coil_cluster_tol_mm": scan.coil_cluster_tol_mm,
     }
     frame = scan.scanner_from_logical
     maps = scan.coil_maps.reshape(scan.coil_maps.shape[0], *matrix)

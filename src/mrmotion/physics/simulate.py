@@ -35,6 +35,12 @@ class SimulatedScan:
     coil_maps : (coils, *grid.shape) complex, the coils' sensitivities on the grid at the reference pose.
     noise_std : σ of the added noise per real/imaginary part (0 without noise).
     motion : the motion used (scanner LPS about the isocentre).
+    coil_clusters, coil_cluster_tol_mm : how the exact coil model evaluated the scanner-fixed coils (3-D and
+        single-slice scans): at ``coil_clusters`` poses, each shared by the states whose field-of-view corners lie
+        within ``coil_cluster_tol_mm`` of it (1 and 0 mm for one pose, coils moving with the head or one uniform
+        coil; None for multi-slice scans). A tolerance of millimetres means coil weightings in error by a few per
+        cent (``benchmarks/coil_cluster_error.py``): the tolerance grows when the motion needs more than
+        ``encoding.MAX_CLUSTERS`` clusters.
     """
 
     data: np.ndarray
@@ -44,6 +50,8 @@ class SimulatedScan:
     coil_maps: np.ndarray
     noise_std: float
     motion: MotionTrajectory
+    coil_clusters: int | None = None
+    coil_cluster_tol_mm: float | None = None
 
 
 def acquisition_frame(grid: ImageGrid) -> FloatArray:
@@ -164,6 +172,7 @@ def simulate(
     if array.ndim == 2:
         motion = in_plane(motion, grid)
     frame = acquisition_frame(grid)
+    clusters, tolerance = None, None
     if array.ndim == 3 and sampling.mode == "2d":  # multi-slice: scanner-fixed thin slices (physics.multislice)
         data = multislice_kspace(array, grid, sampling, motion, coils, coil_model, eps=eps, dtype=dtype)
     else:
@@ -186,13 +195,15 @@ def simulate(
             k_frame=frame[:3, :3],
         )
         data = operator.forward(array[support].astype(dtype))
+        clusters = int(operator.clusters)
+        tolerance = float(operator.cluster_tol_mm) if operator.clusters > 1 else 0.0
     noise_std = 0.0
     if snr_db is not None:
         rng = np.random.default_rng(seed)
         noise_std = float(np.sqrt(np.mean(np.abs(data) ** 2) / 2.0) * 10.0 ** (-float(snr_db) / 20.0))
         data += (noise_std * (rng.standard_normal(data.shape) + 1j * rng.standard_normal(data.shape))).astype(dtype)
     maps = _maps_on_grid(coils, grid)
-    return SimulatedScan(data, sampling, grid, frame, maps, noise_std, motion)
+    return SimulatedScan(data, sampling, grid, frame, maps, noise_std, motion, clusters, tolerance)
 
 
 def _maps_on_grid(coils, grid: ImageGrid) -> np.ndarray:
