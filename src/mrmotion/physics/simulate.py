@@ -32,7 +32,8 @@ class SimulatedScan:
 
     data : (coils, M) complex k-space samples in the order of ``sampling``.
     sampling, grid : how and where they were acquired; ``scanner_from_logical`` the acquisition frame.
-    coil_maps : (coils, *grid.shape) complex, the coils' sensitivities on the grid at the reference pose.
+    coil_maps : (coils, *grid.shape) complex, the coils' sensitivities on the grid at the reference pose (for one
+        uniform coil, a read-only view of ones).
     noise_std : σ of the added noise per real/imaginary part (0 without noise).
     motion : the motion used (scanner LPS about the isocentre).
     coil_clusters, coil_cluster_tol_mm : how the exact coil model evaluated the scanner-fixed coils (3-D and
@@ -207,6 +208,6 @@ def simulate(
 
 
 def _maps_on_grid(coils, grid: ImageGrid) -> np.ndarray:
-    if coils is None:
-        return np.ones((1, *grid.shape), dtype=np.complex64)
+    if coils is None:  # one uniform coil: a read-only view of a single 1 (a 1-mm volume of ones is 69 MB)
+        return np.broadcast_to(np.ones((1,) * (len(grid.shape) + 1), dtype=np.complex64), (1, *grid.shape))
     return coil_maps_on_grid(coils, grid, dtype=np.complex64)
