@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from mrmotion.cli import app
 from mrmotion.io.kspace_h5 import read_kspace
 from mrmotion.io.motion_csv import read_motion_csv
+from tests.helpers import save_with_sform_only
 
 runner = CliRunner()
 
@@ -108,8 +109,8 @@ def _fails(args, message, folder):
     assert result.exit_code == 2, result.output
     assert message in result.output, result.output
     assert "Traceback" not in result.output
-    after = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p in before}
-    assert after == before  # nothing the user had was touched
+    after = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    assert after == before  # nothing the user had was touched, and nothing new made (not even an empty folder)
 
 
 def test_simulate_bad_input(volume, tmp_path):
@@ -127,6 +128,10 @@ def test_simulate_bad_input(volume, tmp_path):
     short = tmp_path / "short.csv"
     short.write_text("time_s,tx_mm,ty_mm,tz_mm,qx,qy,qz,qw\n0,0,0,0,0,0,0,1\n0.5,1,0,0,0,0,0,1\n")
     _fails(["simulate", volume, "-o", tmp_path / "o6", "--motion", short], "not extrapolated", tmp_path)
+    _fails(["simulate", volume, "-o", tmp_path / "o6", "--snr", "nan"], "finite number of decibels", tmp_path)
+    flat = tmp_path / "flat.nii.gz"
+    save_with_sform_only(flat, phantom((10, 10, 6)))
+    _fails(["simulate", flat, "-o", tmp_path / "o6"], "the affine is singular", tmp_path)
     result = invoke("simulate", volume, "-o", tmp_path / "o7", "--snr", "loud")
     assert result.exit_code == 2 and "Invalid value for '--snr'" in result.output
     # An output folder that holds the input under an output's name: refused, the input kept.

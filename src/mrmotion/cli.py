@@ -31,6 +31,36 @@ errors = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., object])
 
 
+class _ProgressOnFirstUpdate:
+    """A rich progress bar (one task) that appears with its first update, not before: an input refused before any
+    work then prints its error alone, without an empty bar above it. Use as a context manager; ``update`` takes
+    :meth:`rich.progress.Progress.update`'s keywords, ``print`` prints above the bar (or plainly when none)."""
+
+    def __init__(self, description: str, total: float | None = None) -> None:
+        self.description, self.total = description, total
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> _ProgressOnFirstUpdate:
+        return self
+
+    def update(self, **fields) -> None:
+        if self._bar is None:
+            from rich.progress import Progress
+
+            self._bar = Progress(console=console)
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=self.total)
+        self._bar.update(self._task, **fields)
+
+    def print(self, text: str) -> None:
+        (console if self._bar is None else self._bar.console).print(text)
+
+    def __exit__(self, *exception) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 def _reports_errors(command: F) -> F:
     """Turn an :class:`MrMotionError` (bad input) into one line on stderr and exit code 2."""
 
@@ -194,8 +224,6 @@ def pose_command(
     the regions to region templates of the training atlases. A confidence below 0.5 means: do not drive the scanner
     with this pose. Input checks run before the networks are loaded.
     """
-    from rich.progress import Progress
-
     from mrmotion.commands.pose import pose_file, pose_folder
     from mrmotion.pose.estimate import LOW_CONFIDENCE
 
@@ -215,13 +243,15 @@ def pose_command(
         return text
 
     if volume.is_dir():
-        with Progress(console=console) as bar:
-            task = bar.add_task("pose", total=None)
+        with _ProgressOnFirstUpdate("pose") as bar:
 
             def step(done: int, total: int, result) -> None:
-                bar.update(task, completed=done, total=total)
-                failed = f"{result.volume.name}: [red]{result.error}[/]"
-                bar.console.print(describe(result) if result.error is None else failed)
+                bar.update(completed=done, total=total)
+                if result.error is None:
+                    bar.print(describe(result))
+                else:  # errors about the file name it already
+                    named = result.error.startswith(f"{result.volume}: ")
+                    bar.print(f"{'' if named else result.volume.name + ': '}[red]{result.error}[/]")
 
             results = pose_folder(volume, output, progress=step, precision=precision)
         failed = [r for r in results if r.error]
@@ -343,15 +373,12 @@ def correct_command(
     A 3-D volume is corrected slice by slice along its third axis; each slice is resampled to the model's
     128 × 128 grid and back, so the output keeps the input's shape, affine, header and intensity scale.
     """
-    from rich.progress import Progress
-
     from mrmotion.commands.correct import correct_file
 
-    with Progress(console=console) as bar:
-        task = bar.add_task("correcting slices", total=None)
+    with _ProgressOnFirstUpdate("correcting slices") as bar:
         correct_file(
             image, output, prior_strength, weights,
-            progress=lambda done, total: bar.update(task, completed=done, total=total), symmetries=symmetries,
+            progress=lambda done, total: bar.update(completed=done, total=total), symmetries=symmetries,
         )  # fmt: skip
     console.print(f"wrote {output}")
 
@@ -582,14 +609,11 @@ def recon(
     With the true motion the image comes back in the reference position (where the object was at motion
     identity). Coil maps come from the file, or are estimated from the data (Walsh) when it has none.
     """
-    from rich.progress import Progress
-
     from mrmotion.commands.scan import recon_file
 
     exact = iterations if exact_iterations is None else exact_iterations  # the most the default can be
     total = iterations + (exact if motion is not None and coil_model == "exact" else 0)
-    with Progress(console=console) as bar:
-        task = bar.add_task("CG-SENSE", total=total)
+    with _ProgressOnFirstUpdate("CG-SENSE", total=total) as bar:
         recon_file(
             kspace,
             output,
@@ -599,7 +623,6 @@ def recon(
             not complex_output,
             coil_model=coil_model,
             progress=lambda iteration, residual: bar.update(
-                task,
                 completed=iteration,
                 # the exact stage's residual is relative to where the moving model left it
                 description=f"CG-SENSE{', exact model' if iteration > iterations else ''} (residual {residual:.1e})",
@@ -607,7 +630,7 @@ def recon(
             exact_iterations=exact_iterations,
             crop=crop,
         )
-        bar.update(task, completed=total)  # CG may stop early (converged, or one coil weighting: no exact stage)
+        bar.update(completed=total)  # CG may stop early (converged, or one coil weighting: no exact stage)
     console.print(f"wrote {output}")
 
 

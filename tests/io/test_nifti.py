@@ -9,6 +9,7 @@ from mrmotion.errors import InputFileError, MrMotionError, OutputFileError
 from mrmotion.geometry.prescription import LPS_FROM_RAS
 from mrmotion.geometry.transforms import make_transform
 from mrmotion.io.nifti import Image, read_image, write_image
+from tests.helpers import save_with_sform_only
 
 
 def _oblique(spacing=(1.5, 2.0, 3.0)):
@@ -139,6 +140,21 @@ def test_bad_images_refused_on_read(tmp_path, array, message):
     with pytest.raises(InputFileError, match=message) as info:
         read_image(path)
     assert "bad.nii" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "affine",
+    [np.diag([2.0, 2.0, 0.0, 1.0]), np.array([[1.0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 3, 0], [0, 0, 0, 1]])],
+    ids=["zero-length axis", "parallel axes"],
+)
+def test_singular_affines_refused_on_read_and_write(tmp_path, affine):
+    path = tmp_path / "flat.nii"
+    save_with_sform_only(path, _volume((4, 4, 3)), affine)
+    with pytest.raises(InputFileError, match=r"flat.nii: the affine is singular"):
+        read_image(path)
+    with pytest.raises(MrMotionError, match=r"the affine is singular"):
+        write_image(tmp_path / "out.nii", _volume((4, 4, 3)), LPS_FROM_RAS @ affine)
+    assert _files(tmp_path) == ["flat.nii"]
 
 
 def test_missing_corrupt_and_foreign_files(tmp_path):

@@ -18,6 +18,7 @@ from mrmotion.learn import data, train
 from mrmotion.learn.card import write_card
 from mrmotion.learn.correct import correct_image
 from mrmotion.learn.model import FILES, CorrectionModel, load_unet
+from tests.helpers import save_with_sform_only
 from tests.learn.conftest import phantom
 
 runner = CliRunner()
@@ -301,6 +302,12 @@ def test_correct_command_writes_the_input_geometry_and_refuses_to_overwrite(tmp_
     assert result.exit_code == 2 and "corrupt.nii.gz" in result.output
     result = invoke("correct", source, "-o", tmp_path / "z.nii.gz", "--weights", tmp_path / "nowhere")
     assert result.exit_code == 2 and "weights not found" in result.output
+    flat = tmp_path / "flat.nii.gz"
+    save_with_sform_only(flat, phantom(64)[..., None].repeat(2, -1))
+    result = invoke("correct", flat, "-o", tmp_path / "flat_out.nii.gz", "--weights", tiny_weights)
+    assert result.exit_code == 2 and "the affine is singular" in result.output
+    assert "correcting slices" not in result.output  # refused before any work: no progress bar above the error
+    assert not (tmp_path / "flat_out.nii.gz").exists()
     result = invoke("correct", source, "-o", tmp_path / "w.png", "--weights", tiny_weights)
     assert result.exit_code == 2 and ".nii" in result.output
     result = invoke("correct", source, "-o", tmp_path / "v.nii.gz", "--weights", tiny_weights, "--symmetries", "3")

@@ -25,7 +25,7 @@ from mrmotion.physics.encoding import ImageGrid
 from mrmotion.physics.motion_models import SEVERITIES, random_motion, severity
 from mrmotion.physics.nufft import precision
 from mrmotion.physics.sampling import cartesian
-from mrmotion.physics.simulate import SimulatedScan, in_plane, in_plane_like, right_handed, simulate
+from mrmotion.physics.simulate import SimulatedScan, check_snr, in_plane, in_plane_like, right_handed, simulate
 from mrmotion.physics.trajectory import MotionTrajectory
 from mrmotion.recon.reconstruct import acquisition_grid, sense_reconstruction
 from mrmotion.recon.sense import Progress
@@ -77,11 +77,10 @@ def simulate_files(
     """Simulate a scan of the image at ``image_path`` into ``output_dir`` (see the module docstring)."""
     if coils < 1:
         raise MrMotionError(f"--coils must be at least 1, got {coils}")
+    check_snr(snr_db)
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputFileError(f"{output_dir} exists and is not a folder")
     inputs = [image_path] + ([motion_csv] if motion_csv is not None else [])
-    output_dir.mkdir(parents=True, exist_ok=True)
-    files = [check_output(output_dir / name, inputs) for name in OUTPUTS]
     image = read_image(image_path)
     data, scanner_from_voxel, flipped = right_handed(np.asarray(image.data), image.scanner_from_voxel)
     if data.ndim == 2 and mode == "3d":
@@ -98,9 +97,17 @@ def simulate_files(
         centre_mm=grid.positions(grid.centre_index),
         rings=2 if data.ndim == 3 and coils % 2 == 0 and coils >= 4 else 1,
     )
-    step(f"simulating {len(sampling):,} samples × {coils} coils, {len(motion)} motion states ({coil_model} coils)")
-    eps, dtype = precision(data.size)
-    scan = simulate(data.astype(complex), grid, sampling, motion, array, snr_db, coil_model, seed, eps, dtype)
+    created = not output_dir.exists()  # the folder is made once the inputs are read, and removed if still empty
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        files = [check_output(output_dir / name, inputs) for name in OUTPUTS]
+        step(f"simulating {len(sampling):,} samples × {coils} coils, {len(motion)} motion states ({coil_model} coils)")
+        eps, dtype = precision(data.size)
+        scan = simulate(data.astype(complex), grid, sampling, motion, array, snr_db, coil_model, seed, eps, dtype)
+    except BaseException:
+        if created and not any(output_dir.iterdir()):
+            output_dir.rmdir()
+        raise
     step("coil-combining the corrupted image")
     corrupted = combine(coil_images(scan.data, sampling), scan.coil_maps)
     mask = np.abs(data) > 0.05 * np.abs(data).max()
@@ -163,6 +170,8 @@ def recon_file(
     if motion is not None and len(grid.shape) == 2:
         motion = in_plane(motion, grid)
     eps, dtype = precision(int(np.prod(grid.shape)))
+    if progress is not None:  # the inputs are read and valid: the work starts (relative residual 1 at iteration 0)
+        progress(0, 1.0)
     result, grid = sense_reconstruction(
         kspace.data,
         kspace.sampling,

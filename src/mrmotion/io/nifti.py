@@ -76,6 +76,19 @@ def _check_finite(data: np.ndarray) -> None:
         raise MrMotionError(f"the image has {bad} NaN or infinite voxel(s) out of {data.size}")
 
 
+def _check_voxel_axes(scanner_from_voxel: np.ndarray) -> None:
+    """Refuse an affine whose voxel axes have zero length or are not independent: such an image has no geometry
+    (and nibabel cannot write its header)."""
+    axes = scanner_from_voxel[:3, :3]
+    lengths = np.linalg.norm(axes, axis=0)
+    if np.any(lengths == 0) or abs(np.linalg.det(axes)) <= 1e-6 * float(np.prod(lengths)):
+        shown = ", ".join(f"{length:g}" for length in lengths)
+        raise MrMotionError(
+            f"the affine is singular: its voxel axes ({shown} mm long) have a zero length or are not independent, "
+            "so the voxels have no position in space"
+        )
+
+
 def read_image(path: str | Path, allow_2d: bool = True) -> Image:
     """Read a NIfTI-1 or NIfTI-2 image (``.nii``, ``.nii.gz``; a ``.hdr``/``.img`` pair also works).
 
@@ -112,6 +125,7 @@ def read_image(path: str | Path, allow_2d: bool = True) -> Image:
         data = data.reshape(shape)
         _check_finite(data)
         scanner_from_voxel = LPS_FROM_RAS @ as_transform(image.affine, "NIfTI affine")
+        _check_voxel_axes(scanner_from_voxel)
     except MrMotionError as error:
         raise InputFileError(path, str(error)) from None
     return Image(data=data, scanner_from_voxel=scanner_from_voxel, header=image.header.copy())
@@ -162,6 +176,7 @@ def write_image(
         raise OutputFileError(f"output {path}: expected a file name ending in .nii or .nii.gz")
     voxels = _as_voxels(data)
     affine = LPS_FROM_RAS @ as_transform(scanner_from_voxel, "scanner_from_voxel")
+    _check_voxel_axes(affine)
     if header is not None and not isinstance(header, nibabel.Nifti1Header):
         raise MrMotionError(f"header must be a nibabel Nifti1Header or Nifti2Header, got {type(header).__name__}")
     image_class = nibabel.Nifti2Image if isinstance(header, nibabel.Nifti2Header) else nibabel.Nifti1Image

@@ -110,7 +110,8 @@ def correct_image(
 
     ``prior_strength`` weighs the prior of motion-free anatomy against the encoder (0: no guidance).
     ``symmetries`` (1, 2, 4 or 8): how many flips/quarter turns of each slice the correction is averaged over
-    (1: none; the time grows in proportion). ``progress(done, total)`` is called after each batch of slices.
+    (1: none; the time grows in proportion). ``progress(done, total)`` is called once the input is checked
+    (done = 0) and after each batch of slices.
     """
     strength = float(prior_strength)
     if not np.isfinite(strength) or strength < 0:
@@ -121,6 +122,8 @@ def correct_image(
     volume = image[..., None] if image.ndim == 2 else image
     out = np.zeros(volume.shape, dtype=np.float32)
     slices = volume.shape[2]
+    if progress:  # the input is valid: the work starts
+        progress(0, slices)
     for start in range(0, slices, batch):
         indices = range(start, min(start + batch, slices))
         slices_in, scales = [], []

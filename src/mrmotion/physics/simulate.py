@@ -139,6 +139,12 @@ def object_support(array: np.ndarray, grid: ImageGrid) -> tuple[tuple[slice, ...
     return box, grid.cropped(box)
 
 
+def check_snr(snr_db: float | None) -> None:
+    """Refuse an SNR (dB) that is not a finite number; None (no noise) is fine."""
+    if snr_db is not None and not np.isfinite(float(snr_db)):
+        raise MrMotionError(f"snr_db must be a finite number of decibels, got {snr_db!r}")
+
+
 def simulate(
     image: ArrayLike,
     grid: ImageGrid,
@@ -167,8 +173,7 @@ def simulate(
         raise MrMotionError(f"sampling is for a matrix {tuple(sampling.matrix)}, the image has shape {array.shape}")
     if coils is not None and int(getattr(coils, "count", 0)) < 1:
         raise MrMotionError("coils: need at least one coil")
-    if snr_db is not None and not np.isfinite(float(snr_db)):
-        raise MrMotionError(f"snr_db must be a finite number of decibels, got {snr_db!r}")
+    check_snr(snr_db)
     motion = motion if motion is not None else MotionTrajectory.constant(np.eye(4))
     if array.ndim == 2:
         motion = in_plane(motion, grid)
