@@ -63,3 +63,10 @@ def test_missing_file_and_empty_write(tmp_path):
     with pytest.raises(MrMotionError, match="no slices"):
         write_prescription(tmp_path / "out.json", [])
     assert not list(tmp_path.iterdir())
+
+
+def test_binary_file_is_refused_as_not_text(tmp_path):
+    binary = tmp_path / "slices.json"
+    binary.write_bytes(b'[{"centre_mm": \xff\xfe}]')
+    with pytest.raises(InputFileError, match=r"slices.json: not a UTF-8 text file"):
+        read_prescription(binary)

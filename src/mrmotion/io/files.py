@@ -24,6 +24,16 @@ def require_file(path: str | Path, what: str = "input") -> Path:
     return path
 
 
+def read_text(path: Path) -> str:
+    """The UTF-8 text of an input file, or :class:`InputFileError` saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputFileError(path, f"not a UTF-8 text file ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise InputFileError(path, f"cannot be read ({error.strerror})") from None
+
+
 def check_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
     """Refuse an output path that is one of the inputs or whose folder does not exist."""
     path = Path(path)

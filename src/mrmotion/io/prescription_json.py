@@ -20,7 +20,7 @@ import numpy as np
 
 from mrmotion.errors import InputFileError, MrMotionError
 from mrmotion.geometry.prescription import SlicePrescription
-from mrmotion.io.files import require_file, write_text_atomic
+from mrmotion.io.files import read_text, require_file, write_text_atomic
 
 _VECTORS = {"position_mm": 3, "read_dir": 3, "phase_dir": 3, "slice_dir": 3, "fov_mm": 2}
 
@@ -107,10 +107,7 @@ def _slice_from_entry(path: Path, line: int, number: int, entry: object) -> Slic
 def read_prescription(path: str | Path) -> list[SlicePrescription]:
     """Read a prescription JSON file: a list of slices (scanner LPS mm). Raises :class:`InputFileError`."""
     path = require_file(path, "prescription")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputFileError(path, f"cannot read prescription: {error}") from None
+    text = read_text(path)
     if not text.strip():
         raise InputFileError(path, "prescription file is empty")
     elements = _split_list(path, text)

@@ -31,7 +31,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from mrmotion.errors import InputFileError, MrMotionError, OutputFileError
 from mrmotion.geometry.parameters import quaternion_from_transform, transform_from_quaternion
 from mrmotion.geometry.transforms import FloatArray, as_rigid
-from mrmotion.io.files import check_output, require_file, write_text_atomic
+from mrmotion.io.files import check_output, read_text, require_file, write_text_atomic
 
 #: The CSV header, fixed: time (s), translation (mm), scalar-last quaternion.
 CSV_COLUMNS = ("time_s", "tx_mm", "ty_mm", "tz_mm", "qx", "qy", "qz", "qw")
@@ -95,12 +95,7 @@ class TrackingLog:
 
 def _content_lines(path: Path) -> list[tuple[int, str]]:
     """``(1-based line number, stripped text)`` of the non-blank, non-comment lines of a text file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise InputFileError(path, f"not a UTF-8 text file ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise InputFileError(path, f"cannot be read ({error.strerror})") from None
+    text = read_text(path)
     lines = ((number, raw.strip()) for number, raw in enumerate(text.split("\n"), start=1))
     return [(number, line) for number, line in lines if line and not line.startswith("#")]
 

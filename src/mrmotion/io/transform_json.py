@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 from mrmotion.errors import InputFileError, MrMotionError, TransformError
 from mrmotion.geometry.prescription import LPS_FROM_RAS
 from mrmotion.geometry.transforms import FloatArray, as_rigid, as_transform
-from mrmotion.io.files import check_output, require_file, write_text_atomic
+from mrmotion.io.files import check_output, read_text, require_file, write_text_atomic
 
 REQUIRED_KEYS = ("matrix", "source", "target")
 # A JSON string (skipped) or a bare non-finite literal (found), for locating NaN/Infinity outside strings.
@@ -101,12 +101,7 @@ def _reject_constant(name: str) -> float:
 
 
 def _parse(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise InputFileError(path, f"not a UTF-8 text file ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise InputFileError(path, f"cannot be read ({error.strerror})") from None
+    text = read_text(path)
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_pairs_to_dict)
     except json.JSONDecodeError as error:
