@@ -186,10 +186,9 @@ def scan_setup(resolution: int, states):
 
 def head_coils(grid, count: int = 8):
     """8 loop coils on two rings around the volume, as ``mrmotion simulate`` builds them."""
-    from mrmotion.physics.coils import loop_coils
+    from mrmotion.physics.coils import head_array
 
-    extent = np.max(np.abs(grid.corners() - grid.positions(grid.centre_index)))
-    return loop_coils(count, head_radius_mm=1.1 * extent + 20.0, centre_mm=grid.positions(grid.centre_index), rings=2)
+    return head_array(grid, count)
 
 
 def precision(size: int) -> tuple[float, type]:

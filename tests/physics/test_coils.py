@@ -14,6 +14,7 @@ from mrmotion.physics.coils import (
     GridCoilMaps,
     LoopCoils,
     estimate_coil_maps,
+    head_array,
     loop_coils,
     sample_on_grid,
 )
@@ -241,6 +242,20 @@ def test_real_slice_walsh_and_espirit_agree(brain_slice):
 
 
 # --------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(("count", "two_d", "rings"), [(8, False, 2), (8, True, 1), (5, False, 1), (2, False, 1)])
+def test_head_array_surrounds_the_grid(count, two_d, rings):
+    from mrmotion.physics.encoding import ImageGrid
+
+    grid = ImageGrid((30, 40, 1 if two_d else 20), make_transform(np.diag([2.0, 1.5, 3.0]), [5.0, -8.0, 12.0]))
+    centre = grid.positions(grid.centre_index)
+    array = head_array(grid, count, two_d)
+    expected = loop_coils(count, head_radius_mm=1.1 * 30.0 + 20.0, centre_mm=centre, rings=rings)  # 30: y half-extent
+    points = centre + np.random.default_rng(0).normal(scale=20.0, size=(50, 3))
+    np.testing.assert_array_equal(array.sensitivities(points), expected.sensitivities(points))
+    distances = np.linalg.norm((np.asarray(array.centres_mm) - centre)[:, :2], axis=1)
+    np.testing.assert_allclose(distances, 53.0)  # loop centres on the cylinder about z through the grid's centre
+
+
 def test_bad_loop_parameters():
     with pytest.raises(MrMotionError, match="count"):
         loop_coils(0)

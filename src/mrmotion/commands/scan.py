@@ -19,7 +19,7 @@ from mrmotion.io.files import check_output
 from mrmotion.io.kspace_h5 import KSpaceData, read_kspace, write_kspace
 from mrmotion.io.motion_csv import read_motion_csv, write_motion_csv
 from mrmotion.io.nifti import read_image, write_image
-from mrmotion.physics.coils import GridCoilMaps, estimate_coil_maps, loop_coils
+from mrmotion.physics.coils import GridCoilMaps, estimate_coil_maps, head_array
 from mrmotion.physics.combine import coil_images, combine
 from mrmotion.physics.encoding import ImageGrid
 from mrmotion.physics.motion_models import SEVERITIES, random_motion, severity
@@ -90,13 +90,7 @@ def simulate_files(
     matrix = (*data.shape, 1) if data.ndim == 2 else data.shape
     sampling = cartesian(matrix, tuple(voxel), mode=mode, order=order, shots=shots, seed=seed)
     motion = _motion({"motion_csv": motion_csv, "random": random, "seed": seed}, grid, sampling.duration_s)
-    extent = np.max(np.abs(grid.corners() - grid.positions(grid.centre_index)))
-    array = loop_coils(
-        coils,
-        head_radius_mm=1.1 * extent + 20.0,
-        centre_mm=grid.positions(grid.centre_index),
-        rings=2 if data.ndim == 3 and coils % 2 == 0 and coils >= 4 else 1,
-    )
+    array = head_array(grid, coils, two_d=data.ndim == 2)
     created = not output_dir.exists()  # the folder is made once the inputs are read, and removed if still empty
     output_dir.mkdir(parents=True, exist_ok=True)
     try:

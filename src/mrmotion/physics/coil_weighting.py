@@ -99,8 +99,9 @@ def central_states(grid: ImageGrid, transforms: FloatArray, labels: np.ndarray, 
     distance) to the cluster's mean corners, each state weighted by ``weights`` (its number of samples).
 
     A cluster's coil weighting is evaluated at one pose; the greedy clustering grows clusters from their first
-    state, which sits at their edge for motion that drifts through them. In ``benchmarks/coil_cluster_error.py``
-    (28 clusters of 6.4 mm for a 300-state random walk) the central state took the k-space error from 10% to 7%.
+    state, which sits at their edge for motion that drifts through them. In the first version of
+    ``benchmarks/coil_cluster_error.py`` (28 clusters of 6.4 mm for a 300-state random walk) the central state took
+    the k-space error from 10% to 7%.
     """
     moved = _moved_corners(grid, transforms)
     weights = np.asarray(weights, dtype=np.float64) + 1e-12

@@ -235,6 +235,21 @@ def loop_coils(
     return LoopCoils(centres, normals, float(radius), centre_mm=centre, segments=segments)
 
 
+def head_array(grid, count: int, two_d: bool = False) -> LoopCoils:
+    """The receive array that ``mrmotion simulate`` (and the TorchIO transform) puts around an image: ``count``
+    loops (:func:`loop_coils`) on a cylinder about the scanner z axis through the centre of ``grid`` (an
+    :class:`~mrmotion.physics.encoding.ImageGrid`), of radius 1.1 × the grid's largest half-extent along a scanner
+    axis + 20 mm; two rings for a 3-D image with an even count ≥ 4, else one.
+
+    The radius clears the head, not every corner of a wide field of view: the wires may pass through its corners
+    (in-plane diagonal beyond the radius), where the maps are large and not smooth. There is only air there, so the
+    simulated k-space does not see it."""
+    centre = grid.positions(grid.centre_index)
+    extent = float(np.max(np.abs(grid.corners() - centre)))
+    rings = 2 if not two_d and count % 2 == 0 and count >= 4 else 1
+    return loop_coils(count, head_radius_mm=1.1 * extent + 20.0, centre_mm=centre, rings=rings)
+
+
 # ------------------------------------------------------------------------------------------------ voxel grids
 @dataclass(frozen=True, eq=False)
 class GridCoilMaps:

@@ -60,7 +60,7 @@ from torchio.transforms.augmentation import RandomTransform
 
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.prescription import LPS_FROM_RAS
-from mrmotion.physics.coils import loop_coils
+from mrmotion.physics.coils import head_array
 from mrmotion.physics.combine import coil_images, combine
 from mrmotion.physics.encoding import COIL_MODELS, ImageGrid
 from mrmotion.physics.motion_models import FAMILIES, SEVERITIES, random_motion
@@ -395,13 +395,7 @@ def corrupt(
         motion = motion.relative_to_pose(motion.mean_pose(sampling.time_s, energy, centre))
     elif reference != "start":
         raise _fail("reference", f"one of {REFERENCES}", reference)
-    extent = np.max(np.abs(grid.corners() - centre))
-    array_coils = loop_coils(
-        coils,
-        head_radius_mm=1.1 * extent + 20.0,
-        centre_mm=centre,
-        rings=2 if not two_d and coils % 2 == 0 and coils >= 4 else 1,
-    )
+    array_coils = head_array(grid, coils, two_d)
     eps, dtype = precision(volumes[0].size)
     results = []
     for channel, volume in enumerate(volumes):
