@@ -247,6 +247,8 @@ def pose_command(
 
             def step(done: int, total: int, result) -> None:
                 bar.update(completed=done, total=total)
+                if result is None:  # the folder is checked: the work starts
+                    return
                 if result.error is None:
                     bar.print(describe(result))
                 else:  # errors about the file name it already

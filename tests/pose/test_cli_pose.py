@@ -72,6 +72,19 @@ def test_pose_of_a_folder_with_a_bad_file(atlas_volume, tmp_path):
     assert said.count("broken.nii.gz: ") == 1  # its line names it once (the error names the file)
 
 
+def test_pose_folder_reports_the_start_then_each_volume(tmp_path, monkeypatch):
+    from mrmotion.commands import pose as pose_commands
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.nii.gz", "b.nii"):
+        save(folder / name, np.random.default_rng(0).random((6, 6, 6)), np.eye(4))
+    monkeypatch.setattr(pose_commands, "pose_file", lambda volume, *args: pose_commands.PoseResult(volume, None, None))
+    calls = []
+    results = pose_commands.pose_folder(folder, tmp_path / "out", progress=lambda *call: calls.append(call))
+    assert calls == [(0, 2, None), (1, 2, results[0]), (2, 2, results[1])]
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

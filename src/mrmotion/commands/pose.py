@@ -84,13 +84,15 @@ def pose_folder(
     folder: Path,
     output_folder: Path,
     model=None,
-    progress: Callable[[int, int, PoseResult], None] | None = None,
+    progress: Callable[[int, int, PoseResult | None], None] | None = None,
     precision: str = "auto",
 ) -> list[PoseResult]:
     """Pose of every NIfTI volume in ``folder``, written to ``output_folder/<name>.json`` (``model`` and
     ``precision`` as in :func:`pose_file`).
 
     A volume that cannot be read or holds no brain is reported in its result (``error``) and the others go on.
+    ``progress(done, total, result)`` is called once the folder is checked (0 volumes done, result None) and after
+    each volume with its result.
     """
     from mrmotion.pose.networks import resolved_precision
 
@@ -105,6 +107,8 @@ def pose_folder(
     if output_folder.resolve() == folder.resolve():
         raise OutputFileError(f"output folder {output_folder} is the input folder; choose another")
     output_folder.mkdir(parents=True, exist_ok=True)
+    if progress:
+        progress(0, len(volumes), None)
     results = []
     for index, volume in enumerate(volumes):
         output = output_folder / f"{_stem(volume)}.json"
