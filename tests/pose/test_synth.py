@@ -148,3 +148,6 @@ def test_adult_t1_subject_and_scouts_without_clutter(adult_regions):
     assert outside.any() and np.all(np.isfinite(plain))
     assert np.median(plain[outside]) < 0.2 * np.median(plain[head > 0.5])
     assert np.median(cluttered[outside]) > 2 * np.median(plain[outside])
+    clean, _ = synth.scout_volume(t1, pose, np.random.default_rng(1), 8.0, (1.6, 1.6), clutter=False, degraded=False)
+    assert np.all(clean[outside & (head == 0)] == 0)  # no noise, bias or bands: nothing outside the head
+    assert np.count_nonzero(plain[outside & (head == 0)]) > 0

@@ -571,12 +571,13 @@ def scout_volume(
     voxel_mm: float = 3.0,
     fov_factor: tuple[float, float] = (1.8, 3.0),
     clutter: bool = True,
+    degraded: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A fast 3-D scout of a T2 subject (:func:`fetal_t2_subject`; or the adult :func:`adult_t1_subject`, with
     ``clutter=False``) at head pose ``pose``: isotropic ``voxel_mm`` voxels, a field of view ``fov_factor`` × the
     brain's size with the brain anywhere inside, clutter around the head (a uterus, fluid, a fetal body, maternal
-    tissue; ``clutter=False``: none), slices ``voxel_mm``–1.5×``voxel_mm`` thick, bias field, gamma, bands and noise.
-    Returns (data, grid)."""
+    tissue; ``clutter=False``: none), slices ``voxel_mm``–1.5×``voxel_mm`` thick, bias field, gamma, bands and noise
+    (``degraded=False``: none of these, the rendered image as it is). Returns (data, grid)."""
     side = t2.brain_size * rng.uniform(*fov_factor)
     size = int(round(side / voxel_mm))
     room = max(side / 2 - 0.6 * t2.brain_size, 0.0)
@@ -584,12 +585,13 @@ def scout_volume(
     image, _, head = render(t2, pose, grid, (size,) * 3, t2_intensities(t2, rng), voxel_mm)
     if clutter:
         image = add_clutter(image, head, grid, pose[:3, 3], t2.brain_size, rng)
-    image = degrade(
-        image,
-        voxel_mm,
-        rng,
-        partial_plane=False,
-        in_plane_mm=voxel_mm,
-        thickness_mm=rng.uniform(voxel_mm, 1.5 * voxel_mm),
-    )
+    if degraded:
+        image = degrade(
+            image,
+            voxel_mm,
+            rng,
+            partial_plane=False,
+            in_plane_mm=voxel_mm,
+            thickness_mm=rng.uniform(voxel_mm, 1.5 * voxel_mm),
+        )
     return (image * 1000).astype(np.float32), grid
