@@ -2,7 +2,8 @@
 (never the held-out ones) with the shipped weights, the same scouts for every setting:
 
 * the networks' arithmetic (``PoseModel.precision``: float32 as trained, or bfloat16 convolutions);
-* the template refinement: gradient steps (``template.STEPS``) and candidates refined (``template.REFINED``);
+* the template refinement: gradient steps (``template.STEPS``), candidates refined (``template.REFINED``) and the
+  screen margin above which only the best is (``template.CLEAR_MARGIN``);
 * the localiser's average with the mirrored volume (``estimate.LOCALISER_MIRROR``);
 * the symmetry group the region network is averaged over (``estimate.GROUPS``).
 
@@ -38,6 +39,7 @@ SETTINGS = {
     "bfloat16, 2 refined": ("bfloat16", {"template.REFINED": 2}),
     "bfloat16, no mirror": ("bfloat16", {"estimate.LOCALISER_MIRROR": False}),
     "bfloat16, half-turn": ("bfloat16", {"group": "half-turn"}),
+    "bfloat16, always 3 refined": ("bfloat16", {"template.CLEAR_MARGIN": float("inf")}),
 }
 
 
@@ -105,9 +107,50 @@ def part_timings(model) -> list[str]:
     return lines
 
 
+def screen_margins(scouts: list, model) -> list[str]:
+    """How clearly the template search's screen picks the candidate that wins after refinement, with every search
+    refining ``template.REFINED`` candidates: per search, the margin of the best screened score over the second,
+    and whether the winner was the best screened (the refined rotation nearest it). Chooses
+    ``template.CLEAR_MARGIN``."""
+    import torch
+
+    from mrmotion.pose import estimate, template
+
+    searches: list[tuple[float, bool]] = []
+    refine = template.refine_rotation
+
+    def recorded(score, rotation):
+        candidates = torch.as_tensor(
+            np.asarray(rotation, dtype=np.float32) @ template.cube_rotations().astype(np.float32)
+        )
+        with torch.no_grad():
+            screened = score(candidates, torch.zeros(len(candidates), 3))
+        ranked = torch.argsort(screened, descending=True)
+        result = refine(score, rotation)
+        starts = candidates[ranked[: template.REFINED]].double().numpy()
+        nearest = int(np.argmax([np.trace(start.T @ result[0]) for start in starts]))
+        searches.append((float(screened[ranked[0]] - screened[ranked[1]]), nearest == 0))
+        return result
+
+    saved = template.CLEAR_MARGIN, estimate.refine_rotation
+    template.CLEAR_MARGIN, estimate.refine_rotation = float("inf"), recorded
+    try:
+        pose_benchmark.run_scouts(scouts, model)
+    finally:
+        template.CLEAR_MARGIN, estimate.refine_rotation = saved
+    margins = np.array([margin for margin, _ in searches])
+    others = margins[[not best for _, best in searches]]
+    return [
+        f"screen margins ({len(searches)} template searches, retries included, every search refining "
+        f"{template.REFINED}): median {np.median(margins):.3f}; won by a candidate other than the best screened: "
+        f"{len(others)}, at margins up to {others.max() if len(others) else 0:.4f}; margins ≥ CLEAR_MARGIN "
+        f"({template.CLEAR_MARGIN:g}, only the best refined): {np.mean(margins >= template.CLEAR_MARGIN):.0%}",
+    ]
+
+
 def defaults_of(estimate, template) -> list[tuple[object, str]]:
     """The module constants the settings override, to print their defaults."""
-    return [(template, "STEPS"), (template, "REFINED"), (estimate, "LOCALISER_MIRROR")]
+    return [(template, "STEPS"), (template, "REFINED"), (template, "CLEAR_MARGIN"), (estimate, "LOCALISER_MIRROR")]
 
 
 def main() -> None:
@@ -167,7 +210,7 @@ def main() -> None:
         ]
         lines.append(f"{label:24} {pose_benchmark.scout_summary(run)} {np.median(apart):19.2f} {np.max(apart):6.1f}")
         print(lines[-1], flush=True)
-    lines += ["", *part_timings(shipped)]
+    lines += ["", *screen_margins(scouts, replace(shipped, precision="bfloat16")), "", *part_timings(shipped)]
     text = "\n".join(lines)
     out = pose_benchmark.RESULTS / "pose_speed_settings.txt"
     out.write_text(text + "\n")

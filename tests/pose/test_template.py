@@ -63,6 +63,27 @@ def test_refinement_recovers_the_pose_from_a_wrong_axis_assignment(atlas):
         assert value >= true_value - 0.01 and value > 0.6  # soft maps: Dice of a map with itself is below 1
 
 
+def test_only_the_best_screened_candidate_is_refined_when_it_clearly_wins(atlas, monkeypatch):
+    """With a clear screen margin, refining the best candidate alone gives the rotation that refining
+    ``REFINED`` candidates gives (the best screened one wins); the rule is followed: one start, or ``REFINED``."""
+    from mrmotion.pose import template
+
+    templates = RegionTemplates.of_subjects([atlas])
+    regions, points, pose = _true_regions(atlas, np.random.default_rng(5))
+    score = TemplateScore(regions, points, pose[:3, 3], atlas.brain_size, templates.nearest(atlas.brain_size))
+    start = pose[:3, :3] @ _small_rotation(np.random.default_rng(6), 8.0)
+    refined_starts = []
+    exp_so3 = template._exp_so3
+    monkeypatch.setattr(template, "_exp_so3", lambda v: refined_starts.append(len(v)) or exp_so3(v))
+    alone, alone_value = refine_rotation(score, start)
+    assert refined_starts[0] == 1  # a true-region screen is clear
+    monkeypatch.setattr(template, "CLEAR_MARGIN", float("inf"))
+    refined_starts.clear()
+    every, every_value = refine_rotation(score, start)
+    assert refined_starts[0] == template.REFINED
+    assert _degrees(alone, every) < 1e-3 and abs(alone_value - every_value) < 1e-5
+
+
 def _small_rotation(rng, degrees):
     from scipy.spatial.transform import Rotation
 
