@@ -20,8 +20,8 @@ of our version of E(3)-Pose.
    size, searched from the closed-form one over the 24 ways its axes could be mixed up.
 
 Both networks run in channels-last layout and, where the CPU computes bfloat16 natively, with bfloat16 convolutions
-(:attr:`PoseModel.precision`; on training-atlas scouts, benchmarks/results/pose_speed_settings.txt: 0.37 → 0.28 s per
-volume, poses within 0.23° median of the float32 ones, the same accuracy).
+(:attr:`PoseModel.precision`; on training-atlas scouts, benchmarks/results/pose_speed_settings.txt: 0.24 → 0.17 s per
+volume, poses within 0.21° median of the float32 ones, the same accuracy).
 
 Output: :class:`PoseEstimate`, with ``scanner_from_head`` (head frame: origin at the brain centre, axes left,
 posterior, superior; scanner LPS mm) and a confidence in [0, 1] = (localiser's mean probability over the brain) ×
