@@ -38,10 +38,10 @@ from mrmotion.pose.regions import REGIONS, region_fractions
 TEMPLATE_SIZE = 32
 #: candidates refined after the screen of the 24 cube rotations
 REFINED = 3
-#: when the best screened candidate's score beats the second's by at least this much, only it is refined. On 192
-#: scouts of the training atlases (248 searches, retries included; benchmarks/pose_speed_settings.py) a candidate
-#: other than the best screened one won 28 times, always after a screen margin below 0.03; the margin is above 0.05
-#: in most searches (median 0.16), which then cost a third of the refinement. inf: always REFINED
+#: when the best screened candidate's score beats the second's by at least this much, only it is refined. On 96
+#: scouts of the training atlases (benchmarks/pose_speed_settings.py: 98 searches, retries included) one search was
+#: won by another candidate, at a screen margin of 0.024, and 97% had margins of 0.05 or more (median 0.18), which
+#: then cost a third of the refinement; the poses were those of always refining REFINED. inf: always REFINED
 CLEAR_MARGIN = 0.05
 #: gradient-ascent steps per refinement and their starting step sizes (radians for the rotation, mm for the shift;
 #: cosine decay to 0). 20 steps were as accurate as 60 at a third of the time in a scratch comparison on scouts of
