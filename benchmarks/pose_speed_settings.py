@@ -112,24 +112,17 @@ def screen_margins(scouts: list, model) -> list[str]:
     refining ``template.REFINED`` candidates: per search, the margin of the best screened score over the second,
     and whether the winner was the best screened (the refined rotation nearest it). Chooses
     ``template.CLEAR_MARGIN``."""
-    import torch
-
     from mrmotion.pose import estimate, template
 
     searches: list[tuple[float, bool]] = []
     refine = template.refine_rotation
 
     def recorded(score, rotation):
-        candidates = torch.as_tensor(
-            np.asarray(rotation, dtype=np.float32) @ template.cube_rotations().astype(np.float32)
-        )
-        with torch.no_grad():
-            screened = score(candidates, torch.zeros(len(candidates), 3))
-        ranked = torch.argsort(screened, descending=True)
+        ranked, scores = template.screen(score, rotation)
         result = refine(score, rotation)
-        starts = candidates[ranked[: template.REFINED]].double().numpy()
+        starts = ranked[: template.REFINED].double().numpy()
         nearest = int(np.argmax([np.trace(start.T @ result[0]) for start in starts]))
-        searches.append((float(screened[ranked[0]] - screened[ranked[1]]), nearest == 0))
+        searches.append((float(scores[0] - scores[1]), nearest == 0))
         return result
 
     saved = template.CLEAR_MARGIN, estimate.refine_rotation

@@ -41,7 +41,7 @@ REFINED = 3
 #: when the best screened candidate's score beats the second's by at least this much, only it is refined. On 96
 #: scouts of the training atlases (benchmarks/pose_speed_settings.py: 98 searches, retries included) one search was
 #: won by another candidate, at a screen margin of 0.024, and 97% had margins of 0.05 or more (median 0.18), which
-#: then cost a third of the refinement; the poses were those of always refining REFINED. inf: always REFINED
+#: then cost a third of the refinement, with the accuracy of always refining REFINED. inf: always REFINED
 CLEAR_MARGIN = 0.05
 #: gradient-ascent steps per refinement and their starting step sizes (radians for the rotation, mm for the shift;
 #: cosine decay to 0). 20 steps were as accurate as 60 at a third of the time in a scratch comparison on scouts of
@@ -183,15 +183,21 @@ def cube_rotations() -> np.ndarray:
     return rotations[order]
 
 
+def screen(score: TemplateScore, rotation: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 24 candidates of the search (``rotation`` composed with each cube rotation), best scored first: (24, 3, 3)
+    float32 rotations and their (24,) scores at no shift."""
+    candidates = torch.as_tensor(np.asarray(rotation, dtype=np.float32) @ cube_rotations().astype(np.float32))
+    with torch.no_grad():
+        scores = score(candidates, torch.zeros(len(candidates), 3))
+    order = torch.argsort(scores, descending=True)
+    return candidates[order], scores[order]
+
+
 def refine_rotation(score: TemplateScore, rotation: np.ndarray) -> tuple[np.ndarray, float]:
     """The head rotation (scanner_from_head, 3 × 3) that best matches the template, searched from ``rotation``;
     returns it and its score."""
-    candidates = torch.as_tensor(np.asarray(rotation, dtype=np.float32) @ cube_rotations().astype(np.float32))
-    with torch.no_grad():
-        screened = score(candidates, torch.zeros(len(candidates), 3))
-    ranked = torch.argsort(screened, descending=True)
-    clear = float(screened[ranked[0]] - screened[ranked[1]]) >= CLEAR_MARGIN
-    starts = candidates[ranked[: 1 if clear else REFINED]]
+    ranked, scores = screen(score, rotation)
+    starts = ranked[: 1 if float(scores[0] - scores[1]) >= CLEAR_MARGIN else REFINED]
     vector = torch.zeros(len(starts), 3, requires_grad=True)
     shift = torch.zeros(len(starts), 3, requires_grad=True)
     optimiser = torch.optim.Adam(
