@@ -295,6 +295,13 @@ def train_pose(
             "tissue maps; regions: the same labelled like the atlases; default: shipped)."
         ),
     ] = None,
+    zero_fill_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the localiser's samples whose field of view is turned against the grid and zero outside "
+            "it, as resampled volumes are (default: shipped)."
+        ),
+    ] = None,
 ) -> None:
     """Train the pose networks on synthetic volumes made from the atlases (and the adult MNI152 template).
 
@@ -313,7 +320,11 @@ def train_pose(
         raise MrMotionError(f"unknown stage {stage!r}: expected all, {', '.join(SHIPPED)}, templates")
     if not output.is_dir():
         raise MrMotionError(f"output folder {output} does not exist")
-    for name, share in (("--t2-share", t2_share), ("--adult-share", adult_share)):
+    for name, share in (
+        ("--t2-share", t2_share),
+        ("--adult-share", adult_share),
+        ("--zero-fill-share", zero_fill_share),
+    ):
         if share is not None and not 0 <= share <= 1:
             raise MrMotionError(f"{name} must be in [0, 1], got {share}")
     chosen = [*SHIPPED, "templates"] if stage == "all" else [stage]
@@ -330,6 +341,8 @@ def train_pose(
                 config = replace(config, t2_share=t2_share)
             if adult_share is not None:
                 config = replace(config, adult_share=adult_share)
+            if zero_fill_share is not None:
+                config = replace(config, zero_fill_share=zero_fill_share)
             task = bar.add_task(name, total=config.steps)
             summary = train(
                 config,

@@ -285,6 +285,10 @@ def test_train_pose_bad_arguments(tmp_path):
     assert result.exit_code == 2 and "--t2-share must be in [0, 1]" in result.output  # checked before any stage
     result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "regions", "--adult-share", "2")
     assert result.exit_code == 2 and "--adult-share must be in [0, 1]" in result.output
+    result = invoke(
+        "train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "localiser", "--zero-fill-share", "nan"
+    )
+    assert result.exit_code == 2 and "--zero-fill-share must be in [0, 1]" in result.output
     result = invoke("train-pose", "--atlases", tmp_path, "-o", tmp_path, "--stage", "templates")
     assert result.exit_code == 2 and "no atlas folder" in result.output
     assert not list(tmp_path.glob("*.safetensors"))

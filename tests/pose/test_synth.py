@@ -1,7 +1,10 @@
 """Synthetic training volumes: the head lands where its pose says, degradations keep the data sane."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
 from mrmotion.errors import MrMotionError
 from mrmotion.pose import synth
@@ -151,3 +154,49 @@ def test_adult_t1_subject_and_scouts_without_clutter(adult_regions):
     clean, _ = synth.scout_volume(t1, pose, np.random.default_rng(1), 8.0, (1.6, 1.6), clutter=False, degraded=False)
     assert np.all(clean[outside & (head == 0)] == 0)  # no noise, bias or bands: nothing outside the head
     assert np.count_nonzero(plain[outside & (head == 0)]) > 0
+
+
+def test_turned_field_zeroes_outside_a_turned_box_and_keeps_the_brain(toy_subject):
+    """A resampled volume's zero-filled corners: the zeroed voxels lie outside one turned box (so along any line
+    through it they form at most two end runs, never a hole inside), the rest is the sample re-normalised, and the
+    brain stays (≥ 95%)."""
+    rng = np.random.default_rng(3)
+    sample = synth.localiser_sample(toy_subject, rng, size=24)
+    turned = synth.with_turned_field(sample, np.random.default_rng(11))
+    zero = turned.volume == 0
+    assert 0.02 < zero.mean() < 0.9 and not np.any(sample.volume == 0)
+    assert np.array_equal(turned.brain, sample.brain) and np.array_equal(
+        turned.scanner_from_voxel, sample.scanner_from_voxel
+    )
+    assert float(sample.brain[~zero].sum()) >= 0.95 * float(sample.brain.sum())
+    kept = ~zero
+    assert np.allclose(turned.volume[kept], synth.normalise_intensity(np.where(kept, sample.volume, 0))[kept])
+    for axis in range(3):  # a convex box: the kept voxels of each line along an axis are one contiguous run
+        lines = np.moveaxis(kept, axis, -1).reshape(-1, 24)
+        for line in lines[lines.any(axis=1)]:
+            inside = np.flatnonzero(line)
+            assert inside[-1] - inside[0] + 1 == inside.size
+    again = synth.with_turned_field(sample, np.random.default_rng(11))
+    assert np.array_equal(again.volume, turned.volume)
+
+
+def test_turned_field_leaves_a_sample_whose_brain_it_would_cut():
+    """When every drawn box would cut more than 5% of the brain (here the brain fills the cube), the sample is
+    returned as it was."""
+    brain = np.ones((12, 12, 12), np.float32)
+    sample = synth.LocaliserSample(np.full((12, 12, 12), 0.5, np.float32), brain, np.eye(4), np.eye(4))
+    assert synth.with_turned_field(sample, np.random.default_rng(0)) is sample
+
+
+def test_localiser_batches_take_turned_fields_at_their_share_and_none_at_zero(toy_subject):
+    """At share 0 a localiser batch is drawn exactly as before the option existed (no extra draw); at share 1 each
+    sample has a zero-filled region."""
+    from mrmotion.pose.train import TrainConfig, _batch
+
+    plain = TrainConfig(stage="localiser", batch=2, size=16, adult_share=0.0)
+    before = _batch(plain, [toy_subject], None, 3)
+    assert torch.equal(before[0], _batch(replace(plain, zero_fill_share=0.0), [toy_subject], None, 3)[0])
+    assert not torch.any(before[0] == 0)
+    turned = _batch(replace(plain, zero_fill_share=1.0), [toy_subject], None, 3)
+    assert all(bool(torch.any(volume == 0)) for volume in turned[0])
+    assert torch.equal(turned[1][0][0], before[1][0][0])  # the first sample's own draws come before the new one

@@ -36,7 +36,7 @@ cube, so large volumes cost little memory).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -373,6 +373,9 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
             best = again
     if best is None:
         raise MrMotionError("no brain regions found around the brain centre (confidence 0): no pose to give")
+    if not model.orientation_validated:  # the region network has not learned orientations. Scaled here, after the
+        # retries, which follow the network's own confidence: scaled, every pose would look doubtful and be retried
+        best = replace(best, confidence=best.confidence * UNVALIDATED_FACTOR)
     return best
 
 
@@ -455,8 +458,6 @@ def _pose_of_brain(
         low, high = TEMPLATE_SCORE_RANGE
         evidence = float(np.clip((template_score - low) / (high - low), 0, 1))
     confidence = float(np.clip(found["probability"] * evidence * plausible, 0, 1))
-    if not model.orientation_validated:  # the region network has not learned orientations
-        confidence *= UNVALIDATED_FACTOR
     pose = np.eye(4)
     pose[:3, :3] = rotation  # columns left, posterior, superior in the scanner
     closed_form = np.eye(4)

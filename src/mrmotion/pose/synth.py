@@ -14,7 +14,7 @@ vector in grid index order is a vector in the scanner frame.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -540,6 +540,29 @@ def localiser_sample(
         image = add_clutter(image, head, grid, pose[:3, 3], subject.brain_size, rng, fetal=fetal)
     volume = normalise_intensity(degrade(image, voxel, rng, partial_plane=False))
     return LocaliserSample(volume, brain, grid, pose)
+
+
+def with_turned_field(sample: LocaliserSample, rng: np.random.Generator, attempts: int = 10) -> LocaliserSample:
+    """The sample as resampling software leaves a scan acquired on a grid turned against this one: the voxels
+    outside the acquired box are exactly zero (and the rest re-normalised, as the networks' input rule ignores
+    zeros).
+
+    The acquired box has the sample cube's sides × 0.8–1.3 each, turned by a rotation uniform over SO(3) about a
+    point up to 30% of the side from the cube's centre (volumes are often turned about the brain, which may lie off
+    their centre); it is drawn again (up to ``attempts`` times) until it keeps
+    at least 95% of the brain, else the sample is returned unchanged. Without this the localiser, trained only on
+    fields of view that fill its cube, took a zero-filled corner's edge for the brain's (40–100% of the poses of
+    rotated-and-resampled held-out scouts failed)."""
+    shape = np.array(sample.volume.shape)
+    index = np.indices(sample.volume.shape, dtype=np.float64).reshape(3, -1).T - (shape - 1) / 2
+    for _ in range(attempts):
+        rotation = random_rotation(rng)
+        half = shape / 2 * rng.uniform(0.8, 1.3, 3)
+        centre = rng.uniform(-0.3, 0.3, 3) * shape
+        keep = np.all(np.abs((index - centre) @ rotation) <= half, axis=1).reshape(sample.volume.shape)
+        if float(sample.brain[keep].sum()) >= 0.95 * float(sample.brain.sum()):
+            return replace(sample, volume=normalise_intensity(sample.volume * keep))
+    return sample
 
 
 def fetal_t2_subject(folder: str | Path) -> tuple[Subject, Subject]:

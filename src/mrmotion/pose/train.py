@@ -55,13 +55,17 @@ class TrainConfig:
     #: share of the fetal samples rendered from the atlas's own T2 image (srr.nii.gz, real contrast)
     #: instead of label contrasts. May change when a run is resumed (:data:`MAY_CHANGE_ON_RESUME`).
     t2_share: float = 0.0
+    #: share of the localiser's samples whose field of view is turned against the grid and zero outside the acquired
+    #: box, as resampled volumes are (:func:`mrmotion.pose.synth.with_turned_field`; the draw comes after the sample's
+    #: own, and none at share 0, so runs without it draw as before). May change when a run is resumed.
+    zero_fill_share: float = 0.0
 
 
 #: configuration keys a resumed run may change besides its length: the T2 and adult shares (the shipped localiser was
 #: trained in two goes, the second with T2-image samples added; the region network in three, the third with adult
 #: samples; see :data:`SHIPPED`), the threads, and ``arch``, a key of earlier versions (which network regressed the
 #: axes) that the shipped checkpoints still carry
-MAY_CHANGE_ON_RESUME = ("t2_share", "adult_share", "threads", "arch")
+MAY_CHANGE_ON_RESUME = ("t2_share", "adult_share", "zero_fill_share", "threads", "arch")
 
 
 def make_network(stage: str) -> torch.nn.Module:
@@ -124,7 +128,10 @@ def _batch(
             image = None
             if index is not None and config.t2_share > 0 and rng.random() < config.t2_share:
                 image = t2[index]
-            samples.append(synth.localiser_sample(subject, rng, size=config.size, fetal=not use_adult, t2=image))
+            sample = synth.localiser_sample(subject, rng, size=config.size, fetal=not use_adult, t2=image)
+            if config.zero_fill_share > 0 and rng.random() < config.zero_fill_share:
+                sample = synth.with_turned_field(sample, rng)
+            samples.append(sample)
     volume = torch.from_numpy(np.stack([s.volume for s in samples])[:, None])
     if config.stage == "regions":
         targets = [
@@ -271,12 +278,13 @@ def evaluate(network: torch.nn.Module, stage: str, batches: list, layout: AtlasL
 
 
 #: the configuration and file name of each shipped network (``mrmotion train-pose`` reproduces them). Both were
-#: trained in goes: the localiser 1200 steps with ``t2_share=0`` (``--steps 1200 --t2-share 0``), then resumed
-#: to 2400 with T2-image samples (``--resume``); the regions 2400 steps and resumed to 3600, both without adult
+#: trained in goes: the localiser 1200 steps with ``t2_share=0`` (``--steps 1200 --t2-share 0 --zero-fill-share 0``),
+#: then resumed to 2400 with T2-image samples (``--resume --steps 2400 --zero-fill-share 0``), then to 3000 with
+#: turned, zero-filled fields of view too (``--resume``); the regions 2400 steps and resumed to 3600, both without adult
 #: samples (``--adult-share 0``), then resumed to 4800 with them (``--resume``; pose_card.md).
 SHIPPED = {
     "localiser": (
-        TrainConfig(stage="localiser", steps=2400, batch=4, size=48, threads=2, t2_share=0.4),
+        TrainConfig(stage="localiser", steps=3000, batch=4, size=48, threads=2, t2_share=0.4, zero_fill_share=0.25),
         "pose_localiser.safetensors",
     ),
     "regions": (
