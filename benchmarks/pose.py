@@ -42,7 +42,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 ATLASES = ROOT.parent / "shared" / "data" / "fetal_atlas_spina_bifida"
@@ -289,9 +288,8 @@ def equivariance_deg(check: str, t2, model, rng: np.random.Generator, **scout) -
             moved_data, moved_grid = synth.scout_volume(
                 t2, motion @ pose, np.random.default_rng(seed), VOXEL_MM, **scout
             )
-        else:  # the moved volume at voxel v is the volume at grid⁻¹ · motion⁻¹ · grid · v
-            source = np.linalg.inv(grid) @ np.linalg.inv(motion) @ grid
-            moved_data, moved_grid = ndimage.affine_transform(data, source[:3, :3], source[:3, 3], order=1), grid
+        else:
+            moved_data, moved_grid = synth.moved_voxels(data, grid, motion), grid
         moved = estimate_pose(moved_data, moved_grid, model).scanner_from_head
     return geodesic_deg(moved, motion @ plain)
 

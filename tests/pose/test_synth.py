@@ -200,3 +200,27 @@ def test_localiser_batches_take_turned_fields_at_their_share_and_none_at_zero(to
     turned = _batch(replace(plain, zero_fill_share=1.0), [toy_subject], None, 3)
     assert all(bool(torch.any(volume == 0)) for volume in turned[0])
     assert torch.equal(turned[1][0][0], before[1][0][0])  # the first sample's own draws come before the new one
+
+
+def test_moved_voxels_moves_the_content_as_the_motion_says():
+    """A blob moved by a rigid motion (oblique affine, rotation about an off-centre point) lands where the motion puts
+    its centre; a whole-voxel shift is an exact shift with zeros coming in; the identity changes nothing."""
+    grid = np.eye(4)
+    grid[:3, :3] = synth.random_rotation(np.random.default_rng(2)) * 2.0
+    grid[:3, 3] = [10.0, -5.0, 3.0]
+    index = np.indices((32, 32, 32), dtype=np.float64)
+    centre_voxel = np.array([12.0, 17.0, 15.0])
+    blob = np.exp(-((index - centre_voxel[:, None, None, None]) ** 2).sum(axis=0) / 8).astype(np.float32)
+    assert np.allclose(synth.moved_voxels(blob, grid, np.eye(4)), blob, atol=1e-6)
+    motion = np.eye(4)
+    motion[:3, :3] = synth.random_rotation(np.random.default_rng(4))
+    pivot = grid @ np.r_[16.0, 14.0, 16.0, 1.0]
+    motion[:3, 3] = pivot[:3] - motion[:3, :3] @ pivot[:3] + [1.5, -2.0, 0.5]
+    moved = synth.moved_voxels(blob, grid, motion)
+    moved_centre = (index * moved).reshape(3, -1).sum(axis=1) / moved.sum()
+    expected = np.linalg.inv(grid) @ motion @ grid @ np.r_[centre_voxel, 1.0]
+    assert np.allclose(moved_centre, expected[:3], atol=0.05)
+    shift = np.eye(4)
+    shift[:3, 3] = grid[:3, :3] @ [3.0, 0.0, 0.0]  # three voxels along the first axis
+    shifted = synth.moved_voxels(blob, grid, shift)
+    assert np.allclose(shifted[3:], blob[:-3], atol=1e-5) and not shifted[:3].any()

@@ -542,6 +542,14 @@ def localiser_sample(
     return LocaliserSample(volume, brain, grid, pose)
 
 
+def moved_voxels(data: np.ndarray, scanner_from_voxel: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """The volume's content moved by the rigid ``motion`` (4, 4; scanner mm) and resampled onto its own grid, as
+    software that reorients a volume writes it: trilinear, zero where the moved field of view no longer covers the
+    grid. The moved volume at voxel v is the volume at grid⁻¹ · motion⁻¹ · grid · v."""
+    source = np.linalg.inv(scanner_from_voxel) @ np.linalg.inv(motion) @ scanner_from_voxel
+    return ndimage.affine_transform(data, source[:3, :3], source[:3, 3], order=1)
+
+
 def with_turned_field(sample: LocaliserSample, rng: np.random.Generator, attempts: int = 10) -> LocaliserSample:
     """The sample as resampling software leaves a scan acquired on a grid turned against this one: the voxels
     outside the acquired box are exactly zero (and the rest re-normalised, as the networks' input rule ignores
