@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mrmotion.errors import MrMotionError
+from mrmotion.pose import estimate as estimate_module
 from mrmotion.pose import synth
 from mrmotion.pose.estimate import PoseModel, check_volume, estimate_pose, resample_to_cube
 
@@ -294,11 +295,14 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
     others = []
     confident = run({60.0: 0.9, 72.0: 1.0})
     assert calls == [60.0] and len(localised) == 1
-    assert confident.details == {"size_factor": 1.0, "zoomed": False, "component": 0}
+    assert confident.details == {"size_factor": 1.0, "zoomed": False, "component": 0, "field_of_view_extended": False}
 
     doubtful = run({60.0: 0.1, 72.0: 0.3, 48.0: 0.2, 55.0: 0.45, 66.0: 0.2, 44.0: 0.1})
     assert calls == first + again and doubtful.confidence == 0.45  # every try low: all made, the best kept
-    assert doubtful.details == {"size_factor": 1.0, "zoomed": True, "component": 0} and doubtful.brain_size_mm == 55.0
+    assert (
+        doubtful.details == {"size_factor": 1.0, "zoomed": True, "component": 0, "field_of_view_extended": False}
+        and doubtful.brain_size_mm == 55.0
+    )
     assert localised[1] == ([0.0, 0.0, 0.0], 180.0)  # around the brain found, 3 of its sizes across
 
     worse = run({60.0: 0.1, 72.0: 0.3, 48.0: 0.2, 55.0: 0.2})
@@ -308,14 +312,19 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
     assert calls == [60.0, 72.0] and larger.details["size_factor"] == 1.2 and len(localised) == 1
 
     only_zoomed = run({66.0: 0.6})  # no regions at any size of the first brain; the zoomed one has them
-    assert calls == first + again[:2] and only_zoomed.details == {"size_factor": 1.2, "zoomed": True, "component": 0}
+    assert calls == first + again[:2] and only_zoomed.details == {
+        "size_factor": 1.2,
+        "zoomed": True,
+        "component": 0,
+        "field_of_view_extended": False,
+    }
 
     # the localiser's other components, in turn, when nothing about the most probable one is confident: each
     # searched as the first (sizes, then the zoom); the most confident pose kept; none tried after a confident one
     others = [{**found, "centre": np.array([90.0, 0.0, 0.0]), "size": 42.0}, {**found, "size": 80.0}]
     other = run({60.0: 0.1, 42.0: 0.2, 50.4: 0.7, 80.0: 0.9})
     assert calls == first + again + [42.0, 50.4] and other.confidence == 0.7
-    assert other.details == {"size_factor": 1.2, "zoomed": False, "component": 1}
+    assert other.details == {"size_factor": 1.2, "zoomed": False, "component": 1, "field_of_view_extended": False}
     assert len(localised) == 2  # the coarse localiser and the first component's zoom only
     assert run({60.0: 0.9, 42.0: 1.0}).details["component"] == 0 and len(localised) == 1
     none_better = run({60.0: 0.3})  # every component and zoom tried; the first stands
@@ -339,6 +348,47 @@ def test_a_doubtful_pose_is_retried_at_other_sizes_then_zoomed_and_the_most_conf
     assert run({60.0: 0.1}).confidence == 0.1 and len(localised) == 1  # zoom off
     with pytest.raises(MrMotionError, match="no brain regions found around the brain centre"):
         run({})
+
+
+def test_a_doubtful_pose_is_searched_again_with_the_field_of_view_extended(monkeypatch):
+    """The control flow of the last retry, with the whole search (localiser, components, sizes, zooms) replaced by a
+    scripted one: a volume with zeros outside a convex field of view is searched again with them filled when its
+    pose is doubtful or missing, and the more confident pose kept; not when it is confident, not for masked volumes
+    or volumes above EXTEND_MAX_VOXELS; the first search's error when neither finds a brain."""
+    from mrmotion.pose import estimate
+    from mrmotion.pose.estimate import PoseEstimate
+
+    padded = np.pad(np.random.default_rng(2).uniform(1, 2, (8, 8, 8)).astype(np.float32), 2)  # zero edge
+    masked = np.zeros((12, 12, 12), np.float32)
+    masked[2:10, 2:5, 2:10] = masked[2:5, 2:10, 2:10] = 1.5  # an L: not a field of view
+    searched = []
+
+    def run(first, again, data=padded):
+        def search(model, volume, scanner_from_voxel):
+            searched.append(bool(np.all(volume != 0)))  # True: the zeros were filled
+            confidence = again if searched[-1] else first
+            if confidence is None:
+                return None, "no brain-like structure found in the volume (confidence 0): no pose to give"
+            return PoseEstimate(np.eye(4), confidence, 60.0, 1.0, {}), ""
+
+        searched.clear()
+        monkeypatch.setattr(estimate, "_most_confident_pose", search)
+        return estimate_pose(data, np.eye(4))
+
+    confident = run(0.9, 1.0)
+    assert searched == [False] and confident.confidence == 0.9
+    assert confident.details["field_of_view_extended"] is False
+    better = run(0.2, 0.8)
+    assert searched == [False, True] and better.confidence == 0.8 and better.details["field_of_view_extended"]
+    worse = run(0.3, 0.1)
+    assert searched == [False, True] and worse.confidence == 0.3 and not worse.details["field_of_view_extended"]
+    assert run(None, 0.7).confidence == 0.7  # nothing found until the zeros were filled
+    assert run(0.2, 0.8, masked).confidence == 0.2 and searched == [False]  # masked: its zeros are not filled
+    monkeypatch.setattr(estimate, "EXTEND_MAX_VOXELS", padded.size - 1)
+    assert run(0.2, 0.8).confidence == 0.2 and searched == [False]
+    monkeypatch.setattr(estimate, "EXTEND_MAX_VOXELS", padded.size)
+    with pytest.raises(MrMotionError, match="no brain-like structure found"):
+        run(None, None)
 
 
 #: scouts of the GA23 atlas (the seed draws the pose, the scout and the turn) that the localiser before session 21
@@ -371,3 +421,29 @@ def test_a_volume_turned_and_resampled_with_zero_corners_keeps_its_pose(held_out
     assert geodesic_deg(estimate.scanner_from_head, motion @ pose) < 15
     assert np.linalg.norm(estimate.scanner_from_head[:3, 3] - pose[:3, 3]) < 5
     assert estimate.confidence >= 0.5
+
+
+def test_a_doubtful_pose_of_a_turned_volume_is_retried_with_its_field_of_view_extended(held_out_t2, monkeypatch):
+    """A held-out scout turned and resampled (as above) on which the localiser takes the tissue along the zero edge
+    for the brain: the pose is doubtful and wrong. With the zeros outside the field of view given their nearest
+    scanned value (mrmotion.pose.field_of_view) it is right and confident. Seed chosen because the pose failed
+    without the retry; the rate is in ``benchmarks/pose.py``."""
+    rng = np.random.default_rng(11)
+    pose = np.eye(4)
+    pose[:3, :3] = synth.random_rotation(rng)
+    pose[:3, 3] = rng.uniform(-30, 30, 3)
+    data, grid = synth.scout_volume(held_out_t2, pose, rng, 3.0)
+    motion = np.eye(4)
+    motion[:3, :3] = synth.random_rotation(rng)
+    motion[:3, 3] = pose[:3, 3] - motion[:3, :3] @ pose[:3, 3]
+    moved = synth.moved_voxels(data, grid, motion)
+    retried = estimate_pose(moved, grid)
+    assert retried.details["field_of_view_extended"]
+    assert geodesic_deg(retried.scanner_from_head, motion @ pose) < 15
+    assert np.linalg.norm(retried.scanner_from_head[:3, 3] - pose[:3, 3]) < 5
+    assert retried.confidence >= 0.5
+    monkeypatch.setattr(estimate_module, "EXTEND_MAX_VOXELS", 0)  # no retry
+    first = estimate_pose(moved, grid)
+    assert not first.details["field_of_view_extended"]
+    assert first.confidence < 0.5
+    assert geodesic_deg(first.scanner_from_head, motion @ pose) > 30
