@@ -233,6 +233,8 @@ def pose_command(
         centre = ", ".join(f"{v:.1f}" for v in estimate.scanner_from_head[:3, 3])
         text = f"{result.volume.name}: brain centre ({centre}) mm, rotation {angle:.1f}°"
         text += f", confidence {estimate.confidence:.2f}"
+        if estimate.details.get("field_of_view_extended"):
+            text += " (from the volume with the zeros outside its field of view given their nearest values)"
         if not estimate.details.get("orientation_validated", True):
             text += (
                 f" [yellow](the region network has not learned orientations: validation error "

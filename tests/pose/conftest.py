@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mrmotion.pose import synth
 from mrmotion.pose.frames import brain_size_mm, canonical_head_pose
 from mrmotion.pose.synth import Subject
 
@@ -49,3 +50,24 @@ def atlas_folder(name: str = "fetal_SB_atlas_GA28_operated") -> Path:
     if not folder.is_dir():
         pytest.skip(f"fetal atlases not found at {ATLASES}")
     return folder
+
+
+@pytest.fixture(scope="session")
+def held_out_t2():
+    """The T2 subject of the held-out GA23 atlas (never seen in training)."""
+    return synth.fetal_t2_subject(atlas_folder("fetal_SB_atlas_GA23_notoperated"))[1]
+
+
+def turned_scout(t2, seed: int):
+    """A 3 mm scout of ``t2`` at a random pose whose voxels are turned by a random rotation about the brain centre
+    and resampled onto the same grid, zero outside the turned field of view: (voxels, scanner_from_voxel, the pose
+    before the turn, the turn)."""
+    rng = np.random.default_rng(seed)
+    pose = np.eye(4)
+    pose[:3, :3] = synth.random_rotation(rng)
+    pose[:3, 3] = rng.uniform(-30, 30, 3)
+    data, grid = synth.scout_volume(t2, pose, rng, 3.0)
+    motion = np.eye(4)
+    motion[:3, :3] = synth.random_rotation(rng)
+    motion[:3, 3] = pose[:3, 3] - motion[:3, :3] @ pose[:3, 3]
+    return synth.moved_voxels(data, grid, motion), grid, pose, motion

@@ -14,7 +14,7 @@ from mrmotion.pose import synth
 from mrmotion.pose.prospective import anatomical_slices
 from tests.helpers import random_rigid
 
-from .conftest import atlas_folder
+from .conftest import atlas_folder, turned_scout
 
 runner = CliRunner()
 
@@ -52,9 +52,24 @@ def test_pose_of_one_volume(atlas_volume, tmp_path):
     assert "confidence" in result.output
     # the shipped region network is validated (recorded error ≤ 30°); the held-out atlas's pose comes out right
     assert record.extra["orientation_validated"] is True and "brain centre only" not in result.output
+    assert record.extra["field_of_view_extended"] is False and "field of view" not in result.output
     assert np.linalg.norm(record.matrix[:3, 3] - truth[:3, 3]) < 5
     error = np.degrees(np.arccos(np.clip((np.trace(record.matrix[:3, :3].T @ truth[:3, :3]) - 1) / 2, -1, 1)))
     assert error < 20, error
+
+
+def test_pose_of_a_turned_volume_says_its_field_of_view_was_extended(held_out_t2, tmp_path):
+    """A held-out scout turned and resampled (zeros outside the turned field of view) whose first pose is doubtful:
+    the pose comes from the volume with those zeros filled, and the JSON and the message say so."""
+    moved, grid, pose, motion = turned_scout(held_out_t2, 11)
+    volume = save(tmp_path / "turned.nii.gz", moved, grid)
+    output = tmp_path / "pose.json"
+    result = invoke("pose", volume, "-o", output)
+    assert result.exit_code == 0, result.output
+    record = read_transform(output, require_rigid=True)
+    assert record.extra["field_of_view_extended"] is True and record.extra["confidence"] >= 0.5
+    assert "zeros outside its field of view" in " ".join(result.output.split())
+    assert np.linalg.norm(record.matrix[:3, 3] - pose[:3, 3]) < 5
 
 
 def test_pose_of_a_folder_with_a_bad_file(atlas_volume, tmp_path):

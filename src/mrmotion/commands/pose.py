@@ -76,6 +76,7 @@ def pose_file(volume: Path, output: Path, model=None, precision: str = "auto") -
         brain_volume_ml=round(estimate.brain_volume_ml, 2),
         orientation_validated=bool(estimate.details.get("orientation_validated", True)),
         precision=estimate.details.get("precision"),
+        field_of_view_extended=bool(estimate.details.get("field_of_view_extended", False)),
     )
     return PoseResult(volume, output, estimate)
 

@@ -8,9 +8,9 @@ of our version of E(3)-Pose.
    voxels) and the sizes are tried again, then on one cut for half that brain (:data:`ZOOM_SIZES`: in a whole-uterus
    field of view the coarse localiser can merge the brain with the tissue around it), then the localiser's next
    connected components in the same way (:data:`OTHER_COMPONENTS`: it can take other tissue for the brain); the most
-   confident pose is kept (the coarse localiser misjudges small brains). When none is confident and the volume has
-   zeros outside its field of view (turned or padded by resampling, :mod:`mrmotion.pose.field_of_view`), all of this
-   is done again with those voxels given their nearest scanned value.
+   confident pose is kept (the coarse localiser misjudges small brains). A volume with zeros outside its field of
+   view (turned or padded by resampling, :mod:`mrmotion.pose.field_of_view`) is first given its nearest scanned
+   values there.
 2. **Orient** (:class:`~mrmotion.pose.networks.RegionNet`, :mod:`mrmotion.pose.regions`): a 32³ cube around the
    brain (brain ≈ 60% of its side) → probabilities of nine left–right-symmetric brain regions, averaged over
    the identity and the 3 half-turns of the grid about its axes (exactly equivariant to them) → the proper rotation
@@ -117,8 +117,8 @@ TEMPLATE_SCORE_RANGE = (0.30, 0.40)
 #: (benchmarks/results/pose_symmetry_groups.txt) 0.40 s against 0.66 s per volume, median 3.5° against 3.2°, 95th
 #: percentile 9.2° against 10.4°, failures 3.1% both; so they are the default
 GROUPS = {"equivariant": "klein", "cnn": "identity"}
-#: volumes with more voxels than this (256³) are not retried with their field of view extended
-#: (:func:`estimate_pose`): the nearest-voxel fill would need several bytes per voxel for each axis
+#: the zeros outside the field of view of volumes with more voxels than this (256³) are left as they are
+#: (:func:`estimate_pose`): the nearest-voxel fill needs several bytes per voxel for each axis
 EXTEND_MAX_VOXELS = 256**3
 
 
@@ -353,13 +353,14 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     When the pose's confidence is below :data:`LOW_CONFIDENCE`, the region cube is cut again for the brain sizes
     of :data:`RESCALES`; when none is confident, the brain is localised again on a cube of :data:`ZOOM` of its
     sizes around it (and then of its half-sizes, :data:`ZOOM_SIZES`) and the sizes tried again; when still none is,
-    the localiser's next connected components are tried the same way (:data:`OTHER_COMPONENTS`). When still none is
-    and the volume has zeros outside its field of view (a volume turned or padded by resampling,
-    :func:`~mrmotion.pose.field_of_view.outside_field_of_view`; at most :data:`EXTEND_MAX_VOXELS` voxels), all of
-    that is done again with those voxels given their nearest scanned value. The most confident pose is kept
-    (``details["size_factor"]``: its factor on the localiser's brain size; ``details["zoomed"]``: whether it came from
-    a zoomed localiser; ``details["component"]``: which of the localiser's components, 0 the most probable;
-    ``details["field_of_view_extended"]``: whether from the volume with its field of view extended).
+    the localiser's next connected components are tried the same way (:data:`OTHER_COMPONENTS`). The most confident
+    pose is kept (``details["size_factor"]``: its factor on the localiser's brain size; ``details["zoomed"]``:
+    whether it came from a zoomed localiser; ``details["component"]``: which of the localiser's components, 0 the
+    most probable; ``details["field_of_view_extended"]``: whether the zeros outside the field of view were filled).
+
+    A volume with zeros outside its field of view (turned or padded by resampling,
+    :func:`~mrmotion.pose.field_of_view.outside_field_of_view`; at most :data:`EXTEND_MAX_VOXELS` voxels) is searched
+    with those voxels given their nearest scanned value.
 
     Raises :class:`~mrmotion.errors.MrMotionError` for volumes that are not 3-D, have NaNs, are constant, or in
     which no brain-like structure is found at all; a doubtful brain gives a low ``confidence`` instead.
@@ -367,33 +368,24 @@ def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseM
     scanner_from_voxel = np.asarray(scanner_from_voxel, dtype=np.float64)
     data = check_volume(data, scanner_from_voxel)
     model = model or default_model()
-    best, problem = _most_confident_pose(model, data, scanner_from_voxel)
-    if (best is None or best.confidence < LOW_CONFIDENCE) and data.size <= EXTEND_MAX_VOXELS:
-        outside = outside_field_of_view(data)
-        if outside is not None:
-            again, _ = _most_confident_pose(model, edges_extended(data, outside), scanner_from_voxel)
-            if again is not None and (best is None or again.confidence > best.confidence):
-                again.details["field_of_view_extended"] = True
-                best = again
-    if best is None:
-        raise MrMotionError(problem)
-    best.details.setdefault("field_of_view_extended", False)
+    outside = outside_field_of_view(data) if data.size <= EXTEND_MAX_VOXELS else None
+    searched = data if outside is None else edges_extended(data, outside)
+    best = _most_confident_pose(model, searched, scanner_from_voxel)
+    best.details["field_of_view_extended"] = outside is not None
     if not model.orientation_validated:  # the region network has not learned orientations. Scaled here, after the
         # retries, which follow the network's own confidence: scaled, every pose would look doubtful and be retried
         best = replace(best, confidence=best.confidence * UNVALIDATED_FACTOR)
     return best
 
 
-def _most_confident_pose(
-    model: PoseModel, data: np.ndarray, scanner_from_voxel: np.ndarray
-) -> tuple[PoseEstimate | None, str]:
+def _most_confident_pose(model: PoseModel, data: np.ndarray, scanner_from_voxel: np.ndarray) -> PoseEstimate:
     """The most confident pose over the localiser's components (each searched by :func:`_pose_near`), stopping at
-    the first confident one; (None, why) when there is none."""
+    the first confident one."""
     centre, side = _volume_box(data, scanner_from_voxel)
     axes = volume_axes(scanner_from_voxel)
     components = _localise(model, data, scanner_from_voxel, centre, side, axes)
     if not components:
-        return None, "no brain-like structure found in the volume (confidence 0): no pose to give"
+        raise MrMotionError("no brain-like structure found in the volume (confidence 0): no pose to give")
     best = None
     for rank in range(len(components)):
         if best is not None and best.confidence >= LOW_CONFIDENCE:
@@ -402,7 +394,9 @@ def _most_confident_pose(
         if again is not None and (best is None or again.confidence > best.confidence):
             again.details["component"] = rank
             best = again
-    return best, "no brain regions found around the brain centre (confidence 0): no pose to give"
+    if best is None:
+        raise MrMotionError("no brain regions found around the brain centre (confidence 0): no pose to give")
+    return best
 
 
 def _pose_near(

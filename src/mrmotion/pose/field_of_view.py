@@ -3,9 +3,9 @@
 Software that reorients a volume (turns it, or pads it onto a larger grid) writes zeros where the new grid reaches
 beyond the scanned field of view. The pose networks were trained mostly on fields of view that fill their cube, and
 such a zero edge can make the localiser take the tissue along it for the brain (``benchmarks/pose.py``, the check
-with the voxels turned). :func:`~mrmotion.pose.estimate.estimate_pose` then retries a doubtful pose with those voxels
-given the value of the nearest scanned voxel (:func:`edges_extended`, edge padding), which the networks read like a
-field of view that fills the cube.
+with the voxels turned). :func:`~mrmotion.pose.estimate.estimate_pose` therefore gives those voxels the value of the
+nearest scanned voxel (:func:`edges_extended`, edge padding), which the networks read like a field of view that fills
+the cube.
 
 Zeros are taken for "outside the field of view" only when the rest of the volume is convex
 (:func:`outside_field_of_view`): a turned or padded box is, while a skull-stripped or masked volume, whose background
