@@ -103,6 +103,25 @@ def test_templates_round_trip_and_the_nearest_brain_size_is_chosen(atlas, tmp_pa
     assert torch.allclose(read.nearest(70.0), bigger.templates[0].float())  # ratio 1.17 vs 1.43
     assert torch.allclose(read.nearest(90.0), torch.full_like(read.nearest(90.0), 0.5))
     assert read.nearest(70.0).dtype == torch.float32
+    assert read.nearest_brain_size(70.0) == 60.0 and read.nearest_brain_size(90.0) == 100.0
+
+
+def test_the_adult_template_has_its_own_score_range():
+    """The confidence's template-score range: the adult one for the template of a brain above ADULT_BRAIN_MM. The
+    shipped templates hold the fetal atlases' (all below it) and one adult (MNI152, above it)."""
+    from mrmotion.pose.estimate import (
+        ADULT_BRAIN_MM,
+        ADULT_TEMPLATE_SCORE_RANGE,
+        TEMPLATE_SCORE_RANGE,
+        default_model,
+        template_score_range,
+    )
+
+    assert template_score_range(ADULT_BRAIN_MM + 1) == ADULT_TEMPLATE_SCORE_RANGE != TEMPLATE_SCORE_RANGE
+    assert template_score_range(ADULT_BRAIN_MM - 1) == TEMPLATE_SCORE_RANGE
+    sizes = default_model().templates.brain_size_mm
+    assert int((sizes > ADULT_BRAIN_MM).sum()) == 1 and float(sizes.max()) > 170 and float(sizes.min()) < 80
+    assert default_model().templates.nearest_brain_size(180.0) > ADULT_BRAIN_MM
 
 
 def test_bad_input_is_refused():

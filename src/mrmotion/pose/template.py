@@ -84,8 +84,15 @@ class RegionTemplates(torch.nn.Module):
 
     def nearest(self, brain_size_mm: float) -> torch.Tensor:
         """The template (len(REGIONS), n, n, n) of the atlas whose brain size is nearest (in ratio) the given one."""
+        return self.templates[self._nearest_index(brain_size_mm)].float()
+
+    def nearest_brain_size(self, brain_size_mm: float) -> float:
+        """The brain size (mm) of the atlas whose template :meth:`nearest` gives."""
+        return float(self.brain_size_mm[self._nearest_index(brain_size_mm)])
+
+    def _nearest_index(self, brain_size_mm: float) -> int:
         ratio = torch.log(self.brain_size_mm / max(float(brain_size_mm), 1e-6)).abs()
-        return self.templates[int(torch.argmin(ratio))].float()
+        return int(torch.argmin(ratio))
 
 
 def region_template(subject: synth.Subject, size: int = TEMPLATE_SIZE) -> np.ndarray:
