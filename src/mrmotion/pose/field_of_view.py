@@ -32,22 +32,19 @@ def outside_field_of_view(data: np.ndarray) -> np.ndarray | None:
     faces, when the rest of the volume (the scanned region) is convex (:data:`CONVEX_TOLERANCE`). None when there
     are no such zeros or the scanned region is not convex (e.g. a skull-stripped or masked volume)."""
     zero = np.asarray(data) == 0
-    faces = [zero[0], zero[-1], zero[:, 0], zero[:, -1], zero[:, :, 0], zero[:, :, -1]]
-    if not any(face.any() for face in faces):
+    if not any(face.any() for face in _faces(zero)):
         return None
     labels, _ = ndimage.label(zero)
-    touching = np.unique(
-        np.concatenate(
-            [
-                face.ravel()
-                for face in (labels[0], labels[-1], labels[:, 0], labels[:, -1], labels[:, :, 0], labels[:, :, -1])
-            ]
-        )
-    )
+    touching = np.unique(np.concatenate([face.ravel() for face in _faces(labels)]))
     outside = np.isin(labels, touching[touching > 0])
     if outside.all() or not _is_convex(~outside):
         return None
     return outside
+
+
+def _faces(volume: np.ndarray) -> list[np.ndarray]:
+    """The six faces (2-D slices at the ends of each axis) of a 3-D array."""
+    return [volume[0], volume[-1], volume[:, 0], volume[:, -1], volume[:, :, 0], volume[:, :, -1]]
 
 
 def _is_convex(region: np.ndarray) -> bool:
