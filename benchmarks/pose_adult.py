@@ -23,6 +23,13 @@ Writes ``benchmarks/results/pose_adult.txt``.
     python benchmarks/pose_adult.py                 # 100 scouts per setting, 20 equivariance pairs
     python benchmarks/pose_adult.py --scouts 10     # a quick look
     python benchmarks/pose_adult.py --weights DIR --tag _new   # other weights, pose_adult_new.txt
+    python benchmarks/pose_adult.py --calibration 150   # how estimate.ADULT_TEMPLATE_SCORE_RANGE was chosen
+
+``--calibration N``: N scouts of the tissue maps (the anatomy the region network learned; never the T1 image) on a
+seed other than the benchmark's (``CALIBRATION_SEED``), each pose's template score: the failures' scores and the
+correct poses' 1st / 5th / 50th percentiles, and the share of confident poses; once with the adult template scored
+on the fetal range (as when ``estimate.ADULT_TEMPLATE_SCORE_RANGE`` was chosen) and once on its own. Writes
+``benchmarks/results/pose_adult_calibration.txt``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,44 @@ import pose as pose_benchmark  # noqa: E402  (scouts, the scout runner and its s
 #: field of view of the whole-head scouts, in brain sizes (the MNI152 brain: 174 mm; 226–296 mm)
 FOV_FACTOR = (1.3, 1.7)
 SEED = 2026
+CALIBRATION_SEED = 99
+
+
+def calibration(model, count: int) -> list[str]:
+    """Template scores of the poses of ``count`` tissue-map scouts (see the module docstring), with the adult template
+    scored on the fetal range (as when the adult range was chosen) and on its own."""
+    from mrmotion.pose import estimate, synth
+
+    subject = synth.adult_subject()
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')} · command: python benchmarks/pose_adult.py --calibration {count}",
+        f"{count} scouts of the adult tissue maps (seed {CALIBRATION_SEED}, field of view {FOV_FACTOR[0]:g}–"
+        f"{FOV_FACTOR[1]:g}× the brain, 3 mm)",
+    ]
+    adult_range = estimate.ADULT_TEMPLATE_SCORE_RANGE
+    for label, score_range in (("fetal range (before)", estimate.TEMPLATE_SCORE_RANGE), ("adult range", adult_range)):
+        estimate.ADULT_TEMPLATE_SCORE_RANGE = score_range
+        rng, rows = np.random.default_rng(CALIBRATION_SEED), []
+        try:
+            for _ in range(count):
+                data, grid, pose = pose_benchmark.test_volume(subject, rng, FOV_FACTOR, voxel_mm=3.0, clutter=False)
+                found = estimate.estimate_pose(data, grid, model)
+                error = pose_benchmark.geodesic_deg(found.scanner_from_head, pose)
+                rows.append((error, found.details["template_score"], found.confidence))
+        finally:
+            estimate.ADULT_TEMPLATE_SCORE_RANGE = adult_range
+        error, score, confidence = np.array(rows).T
+        right, confident = error <= pose_benchmark.FAILURE_DEG, confidence >= estimate.LOW_CONFIDENCE
+        lines += [
+            f"{label}, {score_range[0]:g}–{score_range[1]:g}: failures (> {pose_benchmark.FAILURE_DEG:g}°) "
+            f"{int((~right).sum())}, their template scores " + ", ".join(f"{v:.3f}" for v in np.sort(score[~right])),
+            "  correct poses' template scores at their 1st / 5th / 50th percentiles: "
+            + " / ".join(f"{v:.3f}" for v in np.percentile(score[right], [1, 5, 50])),
+            f"  confident (≥ {estimate.LOW_CONFIDENCE:g}): {100 * np.mean(confident):.0f}% of the poses, "
+            f"{int((confident & ~right).sum())} of them failures",
+        ]
+        print("\n".join(lines[-3:]), flush=True)
+    return lines
 
 
 def main() -> None:
@@ -53,11 +98,16 @@ def main() -> None:
     parser.add_argument("--equivariance", type=int, default=20, help="pairs for the equivariance check")
     parser.add_argument("--weights", type=Path, default=None, help="pose weights folder (default: shipped)")
     parser.add_argument("--tag", default="", help="suffix of the result file")
+    parser.add_argument("--calibration", type=int, default=0, help="only the calibration, on this many scouts")
     args = parser.parse_args()
     if args.scouts < 1 or args.equivariance < 0:
         sys.exit("--scouts must be ≥ 1 and --equivariance ≥ 0")
     torch.set_num_threads(2)
     model = default_model() if args.weights is None else PoseModel.load(args.weights)
+    if args.calibration > 0:
+        lines = calibration(model, args.calibration)
+        (pose_benchmark.RESULTS / f"pose_adult_calibration{args.tag}.txt").write_text("\n".join(lines) + "\n")
+        return
     t1, labels = synth.adult_t1_subject(), synth.adult_subject()
     began = time.strftime("%Y-%m-%d %H:%M")
     lines = [

@@ -59,8 +59,9 @@ def test_pose_of_one_volume(atlas_volume, tmp_path):
 
 
 def test_pose_of_a_turned_volume_says_its_field_of_view_was_extended(held_out_t2, tmp_path):
-    """A held-out scout turned and resampled (zeros outside the turned field of view) whose first pose is doubtful:
-    the pose comes from the volume with those zeros filled, and the JSON and the message say so."""
+    """A held-out scout turned and resampled (zeros outside the turned field of view; its pose is doubtful and wrong
+    with them, tests/pose/test_estimate.py): the pose comes from the volume with those zeros filled, and the JSON and
+    the message say so."""
     moved, grid, pose, motion = turned_scout(held_out_t2, 11)
     volume = save(tmp_path / "turned.nii.gz", moved, grid)
     output = tmp_path / "pose.json"

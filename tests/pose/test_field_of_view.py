@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from mrmotion.pose.field_of_view import edges_extended, outside_field_of_view
+from mrmotion.pose.field_of_view import CONVEX_TOLERANCE, convex_hull_gap, edges_extended, outside_field_of_view
 
 from .conftest import atlas_folder
 
@@ -69,6 +69,21 @@ def test_a_masked_volume_is_not_taken_for_a_field_of_view():
     flat = np.zeros((12, 12, 12))
     flat[3:9, 3:9, 6] = 1.0  # no volume: Qhull cannot make a hull
     assert outside_field_of_view(flat) is None
+
+
+def test_the_convex_hull_gap_of_convex_and_other_regions():
+    box = np.zeros((20, 20, 20), bool)
+    box[3:15, 4:18, 2:9] = True
+    assert convex_hull_gap(box) == 0
+    ell = box.copy()
+    ell[9:15, 10:18, 2:9] = False  # an L: its hull holds about half the corner cut out, 1/6 of the hull
+    assert 0.05 < convex_hull_gap(ell) < 0.25
+    flat = np.zeros((12, 12, 12), bool)
+    flat[3:9, 3:9, 6] = True
+    assert convex_hull_gap(flat) == 1.0
+    big = np.zeros((200, 60, 60), bool)  # tested on a sub-lattice: every 4th voxel
+    big[20:180, 10:50, 5:47] = True
+    assert convex_hull_gap(big) <= CONVEX_TOLERANCE
 
 
 def test_a_skull_stripped_atlas_is_not_taken_for_a_field_of_view():

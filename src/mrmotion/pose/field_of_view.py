@@ -19,8 +19,8 @@ import numpy as np
 from scipy import ndimage, spatial
 
 #: the scanned region counts as convex when at most this share of the voxels inside its convex hull is outside it
-#: (0 on volumes turned and resampled onto their grid; 2–3% on clean rendered heads with a zero background and 5–8%
-#: on the skull-stripped fetal atlases: scratch measurements on a few volumes each)
+#: (:func:`convex_hull_gap`; python benchmarks/pose_field_of_view.py measures it on turned volumes, clean rendered
+#: heads on a zero background and the skull-stripped fetal atlases)
 CONVEX_TOLERANCE = 0.005
 #: the convexity test runs on at most this many voxels along each axis (every k-th voxel; a convex region stays
 #: convex on a sub-lattice)
@@ -37,7 +37,7 @@ def outside_field_of_view(data: np.ndarray) -> np.ndarray | None:
     labels, _ = ndimage.label(zero)
     touching = np.unique(np.concatenate([face.ravel() for face in _faces(labels)]))
     outside = np.isin(labels, touching[touching > 0])
-    if outside.all() or not _is_convex(~outside):
+    if outside.all() or convex_hull_gap(~outside) > CONVEX_TOLERANCE:
         return None
     return outside
 
@@ -47,20 +47,22 @@ def _faces(volume: np.ndarray) -> list[np.ndarray]:
     return [volume[0], volume[-1], volume[:, 0], volume[:, -1], volume[:, :, 0], volume[:, :, -1]]
 
 
-def _is_convex(region: np.ndarray) -> bool:
-    """Whether a boolean 3-D region fills its convex hull, to :data:`CONVEX_TOLERANCE` (tested on a sub-lattice)."""
+def convex_hull_gap(region: np.ndarray) -> float:
+    """Share of the voxels inside a boolean 3-D region's convex hull that are not in the region: 0 for a convex
+    region; 1 when it has no volume (fewer than 4 voxels, or all in a plane). Measured on a sub-lattice of at most
+    :data:`TEST_VOXELS` voxels along each axis."""
     step = max(1, int(np.ceil(max(region.shape) / TEST_VOXELS)))
     coarse = region[::step, ::step, ::step]
     surface = np.argwhere(coarse & ~ndimage.binary_erosion(coarse))
     try:
         hull = spatial.ConvexHull(surface)
     except (spatial.QhullError, ValueError):  # fewer than 4 points, or all in a plane: no volume to be convex
-        return False
+        return 1.0
     lower, upper = surface.min(axis=0), surface.max(axis=0) + 1
     box = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lower, upper, strict=True)), indexing="ij"), -1)
     inside = spatial.Delaunay(surface[hull.vertices]).find_simplex(box.reshape(-1, 3)) >= 0
     missing = ~coarse[lower[0] : upper[0], lower[1] : upper[1], lower[2] : upper[2]].ravel()[inside]
-    return bool(missing.mean() <= CONVEX_TOLERANCE) if inside.any() else False
+    return float(missing.mean()) if inside.any() else 1.0
 
 
 def edges_extended(data: np.ndarray, outside: np.ndarray) -> np.ndarray:
