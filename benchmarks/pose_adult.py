@@ -100,8 +100,8 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the result file")
     parser.add_argument("--calibration", type=int, default=0, help="only the calibration, on this many scouts")
     args = parser.parse_args()
-    if args.scouts < 1 or args.equivariance < 0:
-        sys.exit("--scouts must be ≥ 1 and --equivariance ≥ 0")
+    if args.scouts < 1 or args.equivariance < 0 or args.calibration < 0:
+        sys.exit("--scouts must be ≥ 1, --equivariance and --calibration ≥ 0")
     torch.set_num_threads(2)
     model = default_model() if args.weights is None else PoseModel.load(args.weights)
     if args.calibration > 0:

@@ -13,7 +13,7 @@ what filling them does to the pose.
 
 Writes ``benchmarks/results/pose_field_of_view.txt``.
 
-    python benchmarks/pose_field_of_view.py              # 30 padded scouts per held-out atlas (about 5 minutes)
+    python benchmarks/pose_field_of_view.py              # 30 padded scouts per held-out atlas (about 20 minutes)
     python benchmarks/pose_field_of_view.py --per-atlas 5
 """
 
