@@ -53,7 +53,11 @@ Known differences (not fair, either way)
   whose background is exactly zero). Exact, since zero voxels add nothing to k-space; it shrinks the NUFFTs'
   FFTs and the coil weightings (8 coils, 8 states: 33 s → 25 s), less so one coil, whose time is mostly per
   sample. A real scan has no exactly zero background and gets no such saving.
-* One run per cell (these are seconds to minutes long), no warm-up; other users of the machine may add noise.
+* Runs under 20 s are repeated, the best of 3 kept: TorchIO's three in one process, ours in three fresh processes.
+  Ours plans its FFTs with FFTW_MEASURE on large grids with many NUFFT calls (``nufft.fft_planning``): a cost
+  paid once per process, which a second run in the same process would skip, as a second command-line run cannot.
+  So ours pays it in every run; TorchIO's repeats may profit from warm caches. No other warm-up; other users of
+  the machine may add noise.
 
 Reconstruction
 --------------
@@ -227,7 +231,12 @@ def instrument(module, seen: dict, clock: list[float]) -> None:
     module.MotionEncoding = Recorded
 
 
-def best_of(run, once_s: float = 20.0, repeats: int = 3) -> tuple[float, object]:
+#: Runs shorter than this (s) are repeated, up to REPEATS times, and the shortest kept: TorchIO's within its process
+#: (:func:`best_of`), ours in fresh processes (``collect``).
+REPEAT_BELOW_S, REPEATS = 20.0, 3
+
+
+def best_of(run, once_s: float = REPEAT_BELOW_S, repeats: int = REPEATS) -> tuple[float, object]:
     """(shortest wall time, last result) of ``run()``: repeated up to ``repeats`` times when a run is short."""
     times, result = [], None
     while len(times) < repeats:
@@ -290,8 +299,10 @@ def job_ours(spec: dict, tmp: Path) -> dict:
         runs.append({"kspace_s": kspace_s, "image_s": time.perf_counter() - start - kspace_s})
         return scan, image
 
-    best, (scan, image) = best_of(once)
-    parts = min(runs, key=lambda run: run["kspace_s"] + run["image_s"])
+    best = time.perf_counter()
+    scan, image = once()  # once per process: repeats are fresh processes (collect), each planning its FFTs anew
+    best = time.perf_counter() - best
+    parts = runs[0]
     seen.pop("applications", None)
     seen.pop("operator_ready_s", None)
     tag = f"ours{spec['coils']}_{spec['states']}"
@@ -513,7 +524,15 @@ def collect(args, log) -> dict:
     }
 
     def step(spec: dict) -> dict:
-        return run(spec, tmp, args.cap_gb, args.limit_s, log)
+        """One job; ours, when short, up to :data:`REPEATS` times, each in a fresh process (best kept), so that every
+        run pays what a command-line run pays (FFTW keeps its measured plans for the rest of a process)."""
+        result = run(spec, tmp, args.cap_gb, args.limit_s, log)
+        tries = [result]
+        short = spec["job"] == "ours" and ok(result) and result["seconds"] < REPEAT_BELOW_S
+        while short and len(tries) < REPEATS:
+            tries.append(run(spec, tmp, args.cap_gb, args.limit_s, log))
+        good = [t for t in tries if ok(t)]
+        return min(good, key=lambda t: t["seconds"]) if good else result
 
     try:
         for states in [*state_counts, "line"]:
@@ -559,7 +578,7 @@ def render(results: dict) -> tuple[Table, list[str]]:
     table = Table(
         title=f"Motion simulation, MNI152 {resolution} mm ({'×'.join(map(str, shape))}): ours vs TorchIO tio.Motion",
         caption=f"each step in its own process (wall time; peak RSS = ru_maxrss), stopped above {cap:g} GB RSS or "
-        f"{results['limit_s']:.0f} s; runs under 20 s: best of 3",
+        f"{results['limit_s']:.0f} s; runs under 20 s: best of 3 (TorchIO in its process, ours in fresh processes)",
     )
     widths = {"case": 22, "TorchIO Motion": 20, "ours, 1 coil": 24, "TorchIO/ ours": 8, "ours, 8 coils exact": 25}
     for column, width in [*widths.items(), ("agreement", 22)]:

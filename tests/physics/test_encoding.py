@@ -6,7 +6,7 @@ import pytest
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.parameters import transform_from_euler
 from mrmotion.geometry.transforms import apply, make_transform
-from mrmotion.physics import coil_weighting, encoding
+from mrmotion.physics import coil_weighting, encoding, nufft
 from mrmotion.physics.coil_weighting import cluster_states
 from mrmotion.physics.encoding import ImageGrid, MotionEncoding
 from mrmotion.physics.trajectory import MotionTrajectory
@@ -110,6 +110,29 @@ def test_every_split_into_groups_is_exact(tolerances, monkeypatch):
     y = rng.normal(size=(operator.coils, 150)) + 1j * rng.normal(size=(operator.coils, 150))
     left, right = np.vdot(operator.forward(rho), y), np.vdot(rho, operator.adjoint(y))
     assert abs(left - right) <= 1e-9 * abs(right)
+
+
+def test_many_nufft_calls_on_a_large_grid_plan_the_ffts_by_measuring_and_stay_exact(monkeypatch):
+    """An operator whose groups need at least MEASURE_TRANSFORMS NUFFT calls per application on a grid above
+    MEASURE_VOXELS (here lowered to this small grid) plans with FFTW_MEASURE, and still equals the direct DFT;
+    one group of one coil plans by estimate."""
+    monkeypatch.setattr(nufft, "MEASURE_VOXELS", 100)
+    monkeypatch.setattr(nufft, "MEASURE_TRANSFORMS", 4)
+    monkeypatch.setattr(coil_weighting, "GROUP_TOLERANCES_MM", (0.0,))  # each cluster its own group
+    rng = np.random.default_rng()
+    grid = oblique_grid((9, 8, 7), rng)
+    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    k, times = rng.normal(size=(150, 3)) * 0.5, rng.uniform(0, 10, 150)
+    motion, coils = random_motion(rng, 5, 10.0), GaussianCoils(rng, 3)
+    operator = MotionEncoding(
+        grid, k, times, motion, coils, eps=1e-12, coarse_spacing_mm=0.5, rank_tol=1e-14, cluster_tol_mm=0.0, chunk=2
+    )
+    reference = brute_force(grid, rho, k, times, motion, coils)
+    assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
+    assert len(operator._groups) == 5 and operator._pair._options["fftw"] == nufft.FFTW_FLAGS["measure"]
+    single = MotionEncoding(grid, k, times, motion, None, eps=1e-12)
+    single.forward(rho)
+    assert single._pair._options["fftw"] == nufft.FFTW_FLAGS["estimate"]
 
 
 def away_and_back(rng, back_mm: float):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mrmotion.errors import MrMotionError
-from mrmotion.physics.nufft import NufftPair
+from mrmotion.physics import nufft
+from mrmotion.physics.nufft import NufftPair, fft_planning
 
 
 def direct(image: np.ndarray, kappa: np.ndarray) -> np.ndarray:
@@ -14,14 +15,16 @@ def direct(image: np.ndarray, kappa: np.ndarray) -> np.ndarray:
     return np.exp(-1j * kappa @ (index - shape // 2).T) @ image.reshape(-1)
 
 
+@pytest.mark.parametrize("planning", ["estimate", "measure"])
 @pytest.mark.parametrize(("dtype", "eps", "tolerance"), [(np.complex128, 1e-9, 1e-8), (np.complex64, 1e-4, 1e-4)])
-def test_forward_and_adjoint_equal_the_direct_dft(dtype, eps, tolerance):
+def test_forward_and_adjoint_equal_the_direct_dft(dtype, eps, tolerance, planning):
     rng = np.random.default_rng()
     shape = (9, 8, 7)
     image = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     kappa = rng.uniform(-12.0, 12.0, (50, 3))  # beyond finufft's [−3π, 3π]: wrapped by the wrapper
     before = kappa.copy()
-    pair = NufftPair(shape, kappa, eps=eps, dtype=dtype)
+    pair = NufftPair(shape, kappa, eps=eps, dtype=dtype, fft_planning=planning)
+    assert pair._options["fftw"] == nufft.FFTW_FLAGS[planning]
     expected = direct(image, kappa)
     got = pair.forward(image)[0]
     assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < tolerance
@@ -42,6 +45,16 @@ def test_bad_points():
         NufftPair((4, 4), np.zeros((0, 2)))
     with pytest.raises(MrMotionError, match="2-D or 3-D"):
         NufftPair((4,), np.zeros((3, 1)))
+    with pytest.raises(MrMotionError, match="fft_planning must be one of"):
+        NufftPair((4, 4), np.zeros((3, 2)), fft_planning="patient")
+
+
+def test_fft_planning_measures_only_large_grids_transformed_often():
+    """FFTW's measuring (seconds on a 1-mm grid, once per process) is chosen only where the faster FFTs repay it."""
+    large, many = nufft.MEASURE_VOXELS + 1, nufft.MEASURE_TRANSFORMS
+    assert fft_planning(large, many) == "measure"
+    assert fft_planning(large, many - 1) == "estimate"  # e.g. one coil, or coils moving with the head
+    assert fft_planning(nufft.MEASURE_VOXELS, many) == "estimate"  # small grids: the tests, 2-D slices
 
 
 def test_set_points_moves_both_transforms():

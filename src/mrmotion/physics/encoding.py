@@ -41,7 +41,7 @@ from mrmotion.physics.coil_weighting import (
     plan_groups,
     upsample,
 )
-from mrmotion.physics.nufft import THREADS, NufftPair
+from mrmotion.physics.nufft import THREADS, NufftPair, fft_planning
 from mrmotion.physics.toeplitz import ToeplitzNormal
 from mrmotion.physics.trajectory import MotionTrajectory
 
@@ -321,7 +321,9 @@ class MotionEncoding:
         rows = self._group_samples(index)
         if self._pair is None:
             transforms = min(self._chunk, self._largest)
-            self._pair = NufftPair(self.grid.shape, self._kappa[rows], transforms, self._eps, self.dtype)
+            calls = sum(-(-group.rank // transforms) for group in self._groups)  # per application of E or Eᴴ
+            planning = fft_planning(int(np.prod(self.grid.shape)), calls)
+            self._pair = NufftPair(self.grid.shape, self._kappa[rows], transforms, self._eps, self.dtype, planning)
         elif self._pair_group != index:
             self._pair.set_points(self._kappa[rows])
         self._pair_group = index

@@ -39,6 +39,23 @@ def precision(voxels: int) -> tuple[float, type]:
     return (1e-4, np.complex64) if voxels > SINGLE_PRECISION_VOXELS else (1e-6, np.complex128)
 
 
+#: FFTW planning flags (finufft's ``fftw`` option): ESTIMATE plans in no time from heuristics; MEASURE times
+#: candidate algorithms first (2–4 s for a 1-mm head's oversampled grid, once per process: FFTW keeps the plans it
+#: found) and then runs each FFT about a quarter faster (``benchmarks/simulate_vs_torchio.py``).
+FFTW_FLAGS = {"estimate": 64, "measure": 0}
+#: :func:`fft_planning` measures only grids above this many voxels (a 1-mm head: 8.7 M; 2 mm: 1.1 M) …
+MEASURE_VOXELS = 2_000_000
+#: … that a caller transforms at least this many times (e.g. 8 coils × 8 groups of motion states ÷ 4 at once).
+MEASURE_TRANSFORMS = 16
+
+
+def fft_planning(voxels: int, transforms: int) -> str:
+    """``"measure"`` when an image of ``voxels`` voxels goes through at least :data:`MEASURE_TRANSFORMS` NUFFT calls
+    and is larger than :data:`MEASURE_VOXELS`, so that the faster FFTs repay FFTW's planning; else ``"estimate"``.
+    Measured plans depend on timings, so two processes may round differently (to the precision's last digits)."""
+    return "measure" if voxels > MEASURE_VOXELS and transforms >= MEASURE_TRANSFORMS else "estimate"
+
+
 def upsampling(eps: float) -> float:
     """finufft's oversampling factor for tolerance ``eps``: 1.25 halves the time of a 1-mm 3-D transform here
     (smaller FFTs) and supports eps ≥ ~1e-8; 2 below that."""
@@ -75,6 +92,7 @@ class NufftPair:
     n_trans : how many images each call transforms.
     eps : requested relative accuracy (finufft tolerance).
     dtype : ``complex128`` (double precision) or ``complex64`` (single; eps ≥ 1e-6, half the memory).
+    fft_planning : ``"estimate"`` or ``"measure"`` (:data:`FFTW_FLAGS`, :func:`fft_planning`).
     """
 
     def __init__(
@@ -84,13 +102,21 @@ class NufftPair:
         n_trans: int = 1,
         eps: float = 1e-6,
         dtype: type = np.complex128,
+        fft_planning: str = "estimate",
     ) -> None:
+        if fft_planning not in FFTW_FLAGS:
+            raise MrMotionError(f"fft_planning must be one of {tuple(FFTW_FLAGS)}, got {fft_planning!r}")
         self.shape = tuple(int(n) for n in shape)
         if len(self.shape) not in (2, 3) or min(self.shape) < 1:
             raise MrMotionError(f"NUFFT grid must be 2-D or 3-D with positive sizes, got {shape}")
         self.dtype = np.dtype(dtype)
         self.n_trans = int(n_trans)
-        self._options = {"nthreads": THREADS, "modeord": 0, "upsampfac": upsampling(eps)}
+        self._options = {
+            "nthreads": THREADS,
+            "modeord": 0,
+            "upsampfac": upsampling(eps),
+            "fftw": FFTW_FLAGS[fft_planning],
+        }
         self._eps = eps
         self._plans: dict[int, finufft.Plan] = {}
         self._plans_in_order = False  # whether the type-2 plan was made without sorting (see _plan)
