@@ -89,16 +89,22 @@ def test_affine_motion_and_2d_grid():
     assert np.abs(encoded - reference).max() <= 1e-4 * np.abs(reference).max()
 
 
+def five_state_scan(rng):
+    """A random object on an oblique 9×8×7 grid, 150 random samples over 10 s, 5 random poses, 3 coils: (grid, rho,
+    k, times, motion, coils)."""
+    grid = oblique_grid((9, 8, 7), rng)
+    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
+    k, times = rng.normal(size=(150, 3)) * 0.5, rng.uniform(0, 10, 150)
+    return grid, rho, k, times, random_motion(rng, 5, 10.0), GaussianCoils(rng, 3)
+
+
 @pytest.mark.parametrize("tolerances", [(0.0,), (2.0,), (np.inf,)])
 def test_every_split_into_groups_is_exact(tolerances, monkeypatch):
     """Whatever the split of the states into low-rank groups (each cluster alone, some together, all together), the
     operator equals the direct DFT and its adjoint is exact."""
     monkeypatch.setattr(coil_weighting, "GROUP_TOLERANCES_MM", tolerances)
     rng = np.random.default_rng()
-    grid = oblique_grid((9, 8, 7), rng)
-    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
-    k, times = rng.normal(size=(150, 3)) * 0.5, rng.uniform(0, 10, 150)
-    motion, coils = random_motion(rng, 5, 10.0), GaussianCoils(rng, 3)
+    grid, rho, k, times, motion, coils = five_state_scan(rng)
     operator = MotionEncoding(
         grid, k, times, motion, coils, eps=1e-12, coarse_spacing_mm=0.5, rank_tol=1e-14, cluster_tol_mm=0.0
     )
@@ -120,10 +126,7 @@ def test_many_nufft_calls_on_a_large_grid_plan_the_ffts_by_measuring_and_stay_ex
     monkeypatch.setattr(nufft, "MEASURE_TRANSFORMS", 4)
     monkeypatch.setattr(coil_weighting, "GROUP_TOLERANCES_MM", (0.0,))  # each cluster its own group
     rng = np.random.default_rng()
-    grid = oblique_grid((9, 8, 7), rng)
-    rho = rng.normal(size=grid.shape) + 1j * rng.normal(size=grid.shape)
-    k, times = rng.normal(size=(150, 3)) * 0.5, rng.uniform(0, 10, 150)
-    motion, coils = random_motion(rng, 5, 10.0), GaussianCoils(rng, 3)
+    grid, rho, k, times, motion, coils = five_state_scan(rng)
     operator = MotionEncoding(
         grid, k, times, motion, coils, eps=1e-12, coarse_spacing_mm=0.5, rank_tol=1e-14, cluster_tol_mm=0.0, chunk=2
     )
