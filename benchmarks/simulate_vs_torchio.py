@@ -74,7 +74,7 @@ Reconstruction
   (±4°, ±4 mm), as ``tests/recon/test_known_motion.py``; 15 CG iterations; NRMSE against the motion-free
   reconstruction.
 
-Run: ``python benchmarks/simulate_vs_torchio.py`` (full, about an hour on 2 cores) or ``--quick`` (2 mm,
+Run: ``python benchmarks/simulate_vs_torchio.py`` (full, 12–20 minutes on 2 cores) or ``--quick`` (2 mm,
 2/8/32 states, a few minutes). ``--profile JOB`` runs one job under cProfile, e.g.
 ``--profile '{"job": "ours", "states": "line", "coils": 8, "resolution": 1}'``.
 """
