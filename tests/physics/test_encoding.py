@@ -119,11 +119,11 @@ def test_every_split_into_groups_is_exact(tolerances, monkeypatch):
 
 
 def test_many_nufft_calls_on_a_large_grid_plan_the_ffts_by_measuring_and_stay_exact(monkeypatch):
-    """An operator whose groups need at least MEASURE_TRANSFORMS NUFFT calls per application on a grid above
+    """An operator whose groups send at least MEASURE_IMAGES images through the NUFFT per application on a grid above
     MEASURE_VOXELS (here lowered to this small grid) plans with FFTW_MEASURE, and still equals the direct DFT;
     one group of one coil plans by estimate."""
     monkeypatch.setattr(nufft, "MEASURE_VOXELS", 100)
-    monkeypatch.setattr(nufft, "MEASURE_TRANSFORMS", 4)
+    monkeypatch.setattr(nufft, "MEASURE_IMAGES", 8)
     monkeypatch.setattr(coil_weighting, "GROUP_TOLERANCES_MM", (0.0,))  # each cluster its own group
     rng = np.random.default_rng()
     grid, rho, k, times, motion, coils = five_state_scan(rng)

@@ -51,7 +51,7 @@ def test_bad_points():
 
 def test_fft_planning_measures_only_large_grids_transformed_often():
     """FFTW's measuring (seconds on a 1-mm grid, once per process) is chosen only where the faster FFTs repay it."""
-    large, many = nufft.MEASURE_VOXELS + 1, nufft.MEASURE_TRANSFORMS
+    large, many = nufft.MEASURE_VOXELS + 1, nufft.MEASURE_IMAGES
     assert fft_planning(large, many) == "measure"
     assert fft_planning(large, many - 1) == "estimate"  # e.g. one coil, or coils moving with the head
     assert fft_planning(nufft.MEASURE_VOXELS, many) == "estimate"  # small grids: the tests, 2-D slices

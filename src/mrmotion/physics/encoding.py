@@ -321,8 +321,9 @@ class MotionEncoding:
         rows = self._group_samples(index)
         if self._pair is None:
             transforms = min(self._chunk, self._largest)
-            calls = sum(-(-group.rank // transforms) for group in self._groups)  # per application of E or Eᴴ
-            planning = fft_planning(int(np.prod(self.grid.shape)), calls)
+            # images through the NUFFT per application of E or Eᴴ (each group's last call padded to a full batch)
+            images = sum(-(-group.rank // transforms) * transforms for group in self._groups)
+            planning = fft_planning(int(np.prod(self.grid.shape)), images)
             self._pair = NufftPair(self.grid.shape, self._kappa[rows], transforms, self._eps, self.dtype, planning)
         elif self._pair_group != index:
             self._pair.set_points(self._kappa[rows])

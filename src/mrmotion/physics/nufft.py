@@ -45,15 +45,16 @@ def precision(voxels: int) -> tuple[float, type]:
 FFTW_FLAGS = {"estimate": 64, "measure": 0}
 #: :func:`fft_planning` measures only grids above this many voxels (a 1-mm head: 8.7 M; 2 mm: 1.1 M) …
 MEASURE_VOXELS = 2_000_000
-#: … that a caller transforms at least this many times (e.g. 8 coils × 8 groups of motion states ÷ 4 at once).
-MEASURE_TRANSFORMS = 16
+#: … of which a caller transforms at least this many images (e.g. 8 coils × 8 groups of motion states).
+MEASURE_IMAGES = 64
 
 
-def fft_planning(voxels: int, transforms: int) -> str:
-    """``"measure"`` when an image of ``voxels`` voxels goes through at least :data:`MEASURE_TRANSFORMS` NUFFT calls
-    and is larger than :data:`MEASURE_VOXELS`, so that the faster FFTs repay FFTW's planning; else ``"estimate"``.
-    Measured plans depend on timings, so two processes may round differently (to the precision's last digits)."""
-    return "measure" if voxels > MEASURE_VOXELS and transforms >= MEASURE_TRANSFORMS else "estimate"
+def fft_planning(voxels: int, images: int) -> str:
+    """``"measure"`` when at least :data:`MEASURE_IMAGES` images of ``voxels`` voxels (calls × images per call) go
+    through the NUFFT and the grid is larger than :data:`MEASURE_VOXELS`, so that the faster FFTs repay FFTW's
+    planning; else ``"estimate"``. Measured plans depend on timings, so two processes may round differently (to the
+    precision's last digits)."""
+    return "measure" if voxels > MEASURE_VOXELS and images >= MEASURE_IMAGES else "estimate"
 
 
 def upsampling(eps: float) -> float:

@@ -25,6 +25,11 @@ from mrmotion.physics.multislice import multislice_kspace
 from mrmotion.physics.sampling import Sampling
 from mrmotion.physics.trajectory import MotionTrajectory
 
+#: Coil weighting components per NUFFT call when simulating (a reconstruction keeps the operator's default, 4, as it
+#: holds a forward and an adjoint plan): 8, one call per pose group of 8 coils, made the 1-mm 8-coil simulation
+#: 1.1–1.15× faster than 4 for 0.1–0.3 GB more (32 states and one state per line, fresh processes).
+SIMULATION_CHUNK = 8
+
 
 @dataclass(frozen=True, eq=False)
 class SimulatedScan:
@@ -199,6 +204,7 @@ def simulate(
             coarse_axes=nodes,
             origin_mm=frame[:3, 3],
             k_frame=frame[:3, :3],
+            chunk=SIMULATION_CHUNK,
         )
         data = operator.forward(array[support].astype(dtype))
         clusters = int(operator.clusters)
