@@ -27,7 +27,7 @@ from mrmotion.physics.trajectory import MotionTrajectory
 
 #: Coil weighting components per NUFFT call when simulating (a reconstruction keeps the operator's default, 4, as it
 #: holds a forward and an adjoint plan): 8, one call per pose group of 8 coils, made the 1-mm 8-coil simulation
-#: 1.1–1.15× faster than 4 for 0.1–0.3 GB more (32 states and one state per line, fresh processes).
+#: 1.09–1.13× faster than 4 for 0.1–0.3 GB more (``python benchmarks/fft_planning.py --compare chunk``).
 SIMULATION_CHUNK = 8
 
 
