@@ -40,8 +40,9 @@ def precision(voxels: int) -> tuple[float, type]:
 
 
 #: FFTW planning flags (finufft's ``fftw`` option): ESTIMATE plans in no time from heuristics; MEASURE times
-#: candidate algorithms first (2–4 s for a 1-mm head's oversampled grid, once per process: FFTW keeps the plans it
-#: found) and then runs each FFT about a quarter faster (``benchmarks/fft_planning.py``: 1.1–1.4× on 8-coil runs).
+#: candidate algorithms first (seconds for a 1-mm head's oversampled grid, once per process: FFTW keeps the plans
+#: it found) and then runs each FFT faster (``benchmarks/fft_planning.py``, planning included: 1.06–1.46× on 1-mm
+#: 8-coil runs).
 FFTW_FLAGS = {"estimate": 64, "measure": 0}
 #: :func:`fft_planning` measures only grids above this many voxels (a 1-mm head: 8.7 M; 2 mm: 1.1 M) …
 MEASURE_VOXELS = 2_000_000
