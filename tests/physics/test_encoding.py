@@ -373,6 +373,78 @@ def test_long_motion_fills_the_cluster_cap(monkeypatch):
     assert len(finer) > 12
 
 
+def _walk(rng, states, step_deg=0.8, step_mm=0.5):
+    degrees = np.cumsum(rng.normal(size=(states, 3)) * step_deg, axis=0)
+    return transform_from_euler(degrees, np.cumsum(rng.normal(size=(states, 3)) * step_mm, axis=0))
+
+
+def test_refined_clusters_are_closer_to_their_states_and_their_poses_are_the_mean_transforms():
+    """k-means from the greedy clusters: every label used, each pose the sample-weighted mean of its states'
+    transforms, and the weighted mean squared corner distance to the pose lower than the greedy clusters' central
+    states give (k-means cannot raise it)."""
+    rng = np.random.default_rng()
+    grid = oblique_grid((8, 7, 6), rng)
+    transforms, weights = _walk(rng, 150), rng.integers(1, 20, 150).astype(float)
+    greedy = cluster_states(grid, transforms, 6.0)[0]
+    labels, poses = coil_weighting.refine_clusters(grid, transforms, greedy, weights)
+    assert labels.shape == (150,) and set(labels) == set(range(len(poses)))
+    for cluster, pose in enumerate(poses):
+        members = labels == cluster
+        assert np.allclose(pose, np.average(transforms[members], axis=0, weights=weights[members]))
+
+    def weighted_square(labels, poses):
+        moved = grid.corners()[None] @ transforms[:, :3, :3].transpose(0, 2, 1) + transforms[:, None, :3, 3]
+        at = grid.corners()[None] @ poses[labels, :3, :3].transpose(0, 2, 1) + poses[labels, None, :3, 3]
+        return np.sum(weights * np.mean(np.sum((moved - at) ** 2, axis=-1), axis=-1))
+
+    central = transforms[coil_weighting.central_states(grid, transforms, greedy, weights)]
+    assert weighted_square(labels, poses) < weighted_square(greedy, central)
+    distances = coil_weighting.pose_distances(grid, transforms, labels, poses)
+    assert distances.shape == (150,) and np.all(distances >= 0)
+
+
+def test_refinement_keeps_affine_motion_affine_and_drops_emptied_clusters():
+    rng = np.random.default_rng(11)
+    grid = oblique_grid((6, 6, 6), rng)
+    scales = np.stack([np.diag([1.0 + 0.01 * i, 1.0, 1.0 - 0.005 * i, 1.0]) for i in range(40)])
+    labels = np.r_[np.zeros(20, int), np.full(20, 5)]  # label numbers with gaps
+    refined, poses = coil_weighting.refine_clusters(grid, scales, labels, np.ones(40))
+    assert set(refined) <= set(range(len(poses))) and len(poses) <= 2
+    assert np.allclose(poses[:, 3], [0, 0, 0, 1]) and not np.allclose(poses[0, :3, :3], np.eye(3))
+    # a state equal to its cluster's pose is at distance 0
+    one = coil_weighting.refine_clusters(grid, scales[:1], np.zeros(1, int), np.ones(1))
+    assert coil_weighting.pose_distances(grid, scales[:1], *one)[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_capped_clusters_refined_by_k_means_make_a_smaller_coil_error(monkeypatch):
+    """Long motion (more poses than MAX_CLUSTERS): the k-space against one coil weighting per state is closer with the
+    refined clusters than with the greedy clusters' central states, and the reported distance is the largest corner
+    distance of a state from the pose its coils were evaluated at."""
+    rng = np.random.default_rng(21)
+    grid = oblique_grid((8, 7, 6), rng)
+    states = 120
+    motion = MotionTrajectory(np.linspace(0, 1, states), _walk(rng, states), end_s=1.01)
+    k, times = rng.normal(size=(3000, 3)) * 0.5, np.linspace(0, 1, 3000)
+    coils, image = GaussianCoils(rng, 3), rng.normal(size=grid.shape)
+    monkeypatch.setattr(encoding, "MAX_CLUSTERS", 100_000)
+    reference = MotionEncoding(grid, k, times, motion, coils, eps=1e-10, cluster_tol_mm=0.0, rank_tol=1e-12)
+    monkeypatch.setattr(encoding, "MAX_CLUSTERS", 12)
+    refined = MotionEncoding(grid, k, times, motion, coils, eps=1e-10)
+    monkeypatch.setattr(
+        encoding,
+        "refine_clusters",
+        lambda grid, transforms, labels, weights: (
+            labels,
+            transforms[coil_weighting.central_states(grid, transforms, labels, weights)],
+        ),
+    )
+    greedy = MotionEncoding(grid, k, times, motion, coils, eps=1e-10)
+    expected = reference.forward(image)
+    errors = [np.linalg.norm(op.forward(image) - expected) / np.linalg.norm(expected) for op in (refined, greedy)]
+    assert refined.clusters <= 12 and errors[0] < 0.85 * errors[1]
+    assert refined.coil_pose_distance_mm > 0 and reference.coil_pose_distance_mm == 0.0
+
+
 def test_bad_inputs():
     rng = np.random.default_rng(9)
     grid = oblique_grid((6, 6, 6), rng)
@@ -433,7 +505,7 @@ def test_simulation_encodes_only_the_box_of_nonzero_voxels_and_stays_exact(shape
     assert np.linalg.norm(scan.data - expected) <= 1e-9 * np.linalg.norm(expected)
     # how the coils were evaluated is reported: the operator's clusters (one for a uniform coil, tolerance 0)
     assert scan.coil_clusters == (whole.clusters if coils is not None else 1)
-    assert scan.coil_cluster_tol_mm == (whole.cluster_tol_mm if scan.coil_clusters > 1 else 0.0)
+    assert scan.coil_cluster_tol_mm == (whole.coil_pose_distance_mm if scan.coil_clusters > 1 else 0.0)
     everything, same = object_support(np.zeros(shape), grid)  # nothing to encode: the whole grid, not an error
     assert same is grid and everything == tuple(slice(0, n) for n in shape)
 

@@ -39,6 +39,8 @@ from mrmotion.physics.coil_weighting import (
     cluster_states,
     coarse_weights,
     plan_groups,
+    pose_distances,
+    refine_clusters,
     upsample,
 )
 from mrmotion.physics.nufft import THREADS, NufftPair, fft_planning
@@ -126,7 +128,10 @@ class MotionEncoding:
     coil_model : ``"exact"`` (coils fixed in the scanner) or ``"moving"`` (approximation: coils move with the head).
     eps, dtype : NUFFT accuracy and precision (``complex64`` halves memory; eps ≥ 1e-6 then).
     cluster_tol_mm, rank_tol, coarse_spacing_mm : accuracy of the coil weighting (module docstring); the
-        cluster tolerance grows (the smallest that fits) when more than :data:`MAX_CLUSTERS` clusters would be needed.
+        cluster tolerance grows (the smallest that fits) when more than :data:`MAX_CLUSTERS` clusters would be needed,
+        and those clusters are then refined by k-means (:func:`~mrmotion.physics.coil_weighting.refine_clusters`).
+        After construction, ``coil_pose_distance_mm`` is the largest FOV-corner distance between a state and the pose
+        its coils were evaluated at (0 for one pose).
     coarse_axes : the coil weighting's coarse nodes per axis, in this grid's voxel units (default:
         :func:`~mrmotion.physics.coil_weighting.coarse_axes` of this grid); a box cut from a larger grid passes the
         nodes of the larger grid's lattice it depends on (``coarse_axes(larger, spacing, box)``), so its weighting
@@ -181,12 +186,16 @@ class MotionEncoding:
             cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm)
             if len(representative) > MAX_CLUSTERS:  # bound the coil evaluations: coarser clusters for long motion
                 cluster_of_state = self._fit_clusters(grid, transforms)
-            poses = transforms[central_states(grid, transforms, cluster_of_state, samples_per_state)]
+                cluster_of_state, poses = refine_clusters(grid, transforms, cluster_of_state, samples_per_state)
+            else:
+                poses = transforms[central_states(grid, transforms, cluster_of_state, samples_per_state)]
+            self.coil_pose_distance_mm = float(pose_distances(grid, transforms, cluster_of_state, poses).max())
             # Truncating the SVD below the error the clustering already makes buys nothing (coil maps vary on a
             # scale of ≳ 50 mm, so a pose error of δ mm changes them by about δ/50; keep the rank 100× finer).
             rank_tol = max(rank_tol, self.cluster_tol_mm / 5000.0)
         else:
             cluster_of_state, poses = np.zeros(len(transforms), dtype=np.int64), np.eye(4)[None]
+            self.coil_pose_distance_mm = 0.0
         weights, axes = coarse_weights(coils, grid, poses, coarse_spacing_mm, coarse_axes)
         per_cluster = np.bincount(cluster_of_state, weights=samples_per_state, minlength=len(poses)).astype(np.int64)
         voxels = int(np.prod(grid.shape))

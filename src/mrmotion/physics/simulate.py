@@ -208,7 +208,7 @@ def simulate(
         )
         data = operator.forward(array[support].astype(dtype))
         clusters = int(operator.clusters)
-        tolerance = float(operator.cluster_tol_mm) if operator.clusters > 1 else 0.0
+        tolerance = float(operator.coil_pose_distance_mm) if operator.clusters > 1 else 0.0
     noise_std = 0.0
     if snr_db is not None:
         rng = np.random.default_rng(seed)
