@@ -343,6 +343,17 @@ def test_clustering_shares_coil_weightings_only_between_close_states():
     assert list(labels) == [0, 0, 1, 0] and list(representatives) == [0, 2]
 
 
+def test_a_limit_on_clusters_stops_the_clustering_early_and_changes_nothing_when_it_fits():
+    rng = np.random.default_rng(5)
+    grid = oblique_grid((6, 6, 6), rng)
+    transforms = _walk(rng, 300)
+    labels, representatives = cluster_states(grid, transforms, 3.0)
+    same = cluster_states(grid, transforms, 3.0, limit=len(representatives))
+    assert np.array_equal(same[0], labels) and np.array_equal(same[1], representatives)
+    stopped = cluster_states(grid, transforms, 3.0, limit=len(representatives) - 2)[1]
+    assert np.array_equal(stopped, representatives[: len(representatives) - 1])
+
+
 def test_a_cluster_is_weighted_at_its_central_state():
     """A drift through one cluster: the coil weighting is evaluated at the middle of it (weighted by samples), not
     at the state that opened the cluster."""

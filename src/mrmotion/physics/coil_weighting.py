@@ -49,13 +49,18 @@ NODES_BEYOND = 2
 CLUSTER_BLOCK = 64
 
 
-def cluster_states(grid: ImageGrid, transforms: FloatArray, tol_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def cluster_states(
+    grid: ImageGrid, transforms: FloatArray, tol_mm: float, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Group motion states whose FOV corners move by less than ``tol_mm`` from a cluster's first state.
 
     Returns ``(cluster of each state (T,), index of each cluster's representative state (K,))``. Greedy in time
     order: a state joins the previous state's cluster when it is close to its representative, else the closest
     cluster within ``tol_mm``, else starts a new one. The states that stay in the previous state's cluster are found
     :data:`CLUSTER_BLOCK` at a time (one state at a time, 44,000 states of continuous motion cost 16 s of Python).
+    ``limit``: stop as soon as more than ``limit`` clusters are opened (then ``limit + 1`` representatives are
+    returned and the labels are incomplete): enough to tell whether a tolerance fits a cap on clusters, and fast when
+    it does not (a tight tolerance opens thousands of clusters, each compared with all the previous ones).
     """
     moved = _moved_corners(grid, transforms)
     labels = np.empty(len(transforms), dtype=np.int64)
@@ -79,6 +84,8 @@ def cluster_states(grid: ImageGrid, transforms: FloatArray, tol_mm: float) -> tu
                 continue
         representatives.append(state)
         labels[state] = last = len(representatives) - 1
+        if limit is not None and len(representatives) > limit:
+            break
         state += 1
     return labels, np.asarray(representatives)
 

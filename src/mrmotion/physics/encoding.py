@@ -183,7 +183,7 @@ class MotionEncoding:
         transforms, samples_per_state = motion.transforms[used], counts[used]
         self.cluster_tol_mm = float(cluster_tol_mm)
         if coil_model == "exact" and coils is not None:  # a uniform coil looks the same from every pose
-            cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm)
+            cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm, MAX_CLUSTERS)
             if len(representative) > MAX_CLUSTERS:  # bound the coil evaluations: coarser clusters for long motion
                 cluster_of_state = self._fit_clusters(grid, transforms)
                 cluster_of_state, poses = refine_clusters(grid, transforms, cluster_of_state, samples_per_state)
@@ -252,15 +252,16 @@ class MotionEncoding:
     def _fit_clusters(self, grid: ImageGrid, transforms: FloatArray) -> np.ndarray:
         """Cluster labels with the smallest tolerance that gives at most :data:`MAX_CLUSTERS` clusters: doubling
         until they fit, then 6 bisection steps (doubling alone overshot: 28 clusters of a cap of 64 in
-        ``benchmarks/coil_cluster_error.py``). Sets ``cluster_tol_mm``."""
+        ``benchmarks/coil_cluster_error.py``). Tolerances that do not fit stop at the cap's first excess cluster.
+        Sets ``cluster_tol_mm``."""
         low, high = self.cluster_tol_mm, max(2.0 * self.cluster_tol_mm, 0.01)
-        labels, representative = cluster_states(grid, transforms, high)
+        labels, representative = cluster_states(grid, transforms, high, MAX_CLUSTERS)
         while len(representative) > MAX_CLUSTERS:
             low, high = high, 2.0 * high
-            labels, representative = cluster_states(grid, transforms, high)
+            labels, representative = cluster_states(grid, transforms, high, MAX_CLUSTERS)
         for _ in range(6):
             middle = 0.5 * (low + high)
-            trial, representative = cluster_states(grid, transforms, middle)
+            trial, representative = cluster_states(grid, transforms, middle, MAX_CLUSTERS)
             if len(representative) <= MAX_CLUSTERS:
                 labels, high = trial, middle
             else:
