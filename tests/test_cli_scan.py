@@ -93,6 +93,19 @@ def test_simulate_then_recon_with_and_without_motion(volume, tmp_path):
     _fails([*args[:-3], "--exact-iterations=-1", "-o", out / "bad.nii.gz"], "exact-iterations", out)
 
 
+def test_simulate_coil_clusters_caps_the_poses_of_the_exact_coil_model(volume, tmp_path):
+    common = ("--random", "severe", "--seed", "5", "--order", "random", "--coils", "3")
+    assert invoke("simulate", volume, "-o", tmp_path / "default", *common).exit_code == 0
+    result = invoke("simulate", volume, "-o", tmp_path / "capped", *common, "--coil-clusters", "2")
+    assert result.exit_code == 0, result.output
+    default, capped = (read_kspace(tmp_path / name / "kspace.h5") for name in ("default", "capped"))
+    assert default.extra["coil_clusters"] > 2 and default.extra["coil_clusters_cap"] is None
+    assert capped.extra["coil_clusters"] <= 2 and capped.extra["coil_clusters_cap"] == 2
+    # fewer coil poses: a different (less accurate) coil weighting, the same motion
+    assert not np.allclose(capped.data, default.data, rtol=1e-3)
+    _fails(["simulate", volume, "-o", tmp_path / "zero", "--coil-clusters", "0"], "--coil-clusters", tmp_path)
+
+
 def test_simulate_2d_slice_and_noise(tmp_path):
     path = tmp_path / "slice.nii.gz"
     nib.save(nib.Nifti1Image(phantom((32, 28)), np.diag([1.5, 1.5, 4.0, 1.0])), path)

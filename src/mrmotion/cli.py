@@ -535,6 +535,14 @@ def simulate(
         str,
         typer.Option(help="exact (coils fixed in the scanner) or moving (approximation: coils move with the head)."),
     ] = "exact",
+    coil_clusters: Annotated[
+        int | None,
+        typer.Option(
+            help="Exact coil model, 3-D or single-slice scans: evaluate the coils at no more than this many poses "
+            "(default 64). Long motion costs about this many × coils full-grid FFTs: fewer is faster and less "
+            "accurate (README: coil clusters)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a motion-corrupted multi-coil Cartesian scan of IMAGE (exact rigid motion in k-space).
 
@@ -560,6 +568,7 @@ def simulate(
             mode,
             coil_model,
             step=lambda message: (status.update(message), console.log(message)),
+            coil_clusters=coil_clusters,
         )
     size = summary.motion_size
     console.print(

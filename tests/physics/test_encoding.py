@@ -382,6 +382,12 @@ def test_long_motion_fills_the_cluster_cap(monkeypatch):
     assert 9 <= operator.clusters <= 12
     finer = cluster_states(grid, motion.transforms, operator.cluster_tol_mm * 0.95)[1]
     assert len(finer) > 12
+    # a cap given to the operator instead of the module's default
+    for cap in (1, 3):
+        assert MotionEncoding(grid, k, times, motion, GaussianCoils(rng, 2), max_clusters=cap).clusters <= cap
+    for bad in (0, -2, 2.5, True, "8"):
+        with pytest.raises(MrMotionError, match="max_clusters"):
+            MotionEncoding(grid, k, times, motion, GaussianCoils(rng, 2), max_clusters=bad)
 
 
 def _walk(rng, states, step_deg=0.8, step_mm=0.5):

@@ -73,10 +73,13 @@ def simulate_files(
     mode: str = "3d",
     coil_model: str = "exact",
     step: Step = lambda message: None,
+    coil_clusters: int | None = None,
 ) -> SimulationSummary:
     """Simulate a scan of the image at ``image_path`` into ``output_dir`` (see the module docstring)."""
     if coils < 1:
         raise MrMotionError(f"--coils must be at least 1, got {coils}")
+    if coil_clusters is not None and coil_clusters < 1:
+        raise MrMotionError(f"--coil-clusters must be at least 1, got {coil_clusters}")
     check_snr(snr_db)
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputFileError(f"{output_dir} exists and is not a folder")
@@ -97,7 +100,9 @@ def simulate_files(
         files = [check_output(output_dir / name, inputs) for name in OUTPUTS]
         step(f"simulating {len(sampling):,} samples × {coils} coils, {len(motion)} motion states ({coil_model} coils)")
         eps, dtype = precision(data.size)
-        scan = simulate(data.astype(complex), grid, sampling, motion, array, snr_db, coil_model, seed, eps, dtype)
+        scan = simulate(
+            data.astype(complex), grid, sampling, motion, array, snr_db, coil_model, seed, eps, dtype, coil_clusters
+        )
     except BaseException:
         if created and not any(output_dir.iterdir()):
             output_dir.rmdir()
@@ -119,6 +124,7 @@ def simulate_files(
         "seed": seed,
         "motion_states": len(motion),
         "coil_clusters": scan.coil_clusters,
+        "coil_clusters_cap": coil_clusters,
         "coil_cluster_tol_mm": scan.coil_cluster_tol_mm,
     }
     frame = scan.scanner_from_logical

@@ -128,10 +128,14 @@ class MotionEncoding:
     coil_model : ``"exact"`` (coils fixed in the scanner) or ``"moving"`` (approximation: coils move with the head).
     eps, dtype : NUFFT accuracy and precision (``complex64`` halves memory; eps ≥ 1e-6 then).
     cluster_tol_mm, rank_tol, coarse_spacing_mm : accuracy of the coil weighting (module docstring); the
-        cluster tolerance grows (the smallest that fits) when more than :data:`MAX_CLUSTERS` clusters would be needed,
+        cluster tolerance grows (the smallest that fits) when more than ``max_clusters`` (default :data:`MAX_CLUSTERS`)
+        clusters would be needed,
         and those clusters are then refined by k-means (:func:`~mrmotion.physics.coil_weighting.refine_clusters`).
         After construction, ``coil_pose_distance_mm`` is the largest FOV-corner distance between a state and the pose
         its coils were evaluated at (0 for one pose).
+    max_clusters : at most this many poses at which the coils are evaluated (default :data:`MAX_CLUSTERS`): the
+        exact model's cost for long motion is about ``max_clusters × coils`` full-grid FFTs; fewer is faster and
+        less accurate (``benchmarks/coil_cluster_error.py``).
     coarse_axes : the coil weighting's coarse nodes per axis, in this grid's voxel units (default:
         :func:`~mrmotion.physics.coil_weighting.coarse_axes` of this grid); a box cut from a larger grid passes the
         nodes of the larger grid's lattice it depends on (``coarse_axes(larger, spacing, box)``), so its weighting
@@ -161,7 +165,13 @@ class MotionEncoding:
         chunk: int = 4,
         origin_mm: ArrayLike = (0.0, 0.0, 0.0),
         k_frame: ArrayLike | None = None,
+        max_clusters: int | None = None,
     ) -> None:
+        self.max_clusters = MAX_CLUSTERS if max_clusters is None else max_clusters
+        if isinstance(self.max_clusters, bool) or not isinstance(self.max_clusters, (int, np.integer)):
+            raise MrMotionError(f"max_clusters must be a whole number of coil poses, got {max_clusters!r}")
+        if self.max_clusters < 1:
+            raise MrMotionError(f"max_clusters must be at least 1, got {max_clusters}")
         if coil_model not in COIL_MODELS:
             raise MrMotionError(f"coil_model must be one of {COIL_MODELS}, got {coil_model!r}")
         frame = np.eye(3) if k_frame is None else np.asarray(k_frame, dtype=np.float64)
@@ -183,8 +193,8 @@ class MotionEncoding:
         transforms, samples_per_state = motion.transforms[used], counts[used]
         self.cluster_tol_mm = float(cluster_tol_mm)
         if coil_model == "exact" and coils is not None:  # a uniform coil looks the same from every pose
-            cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm, MAX_CLUSTERS)
-            if len(representative) > MAX_CLUSTERS:  # bound the coil evaluations: coarser clusters for long motion
+            cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm, self.max_clusters)
+            if len(representative) > self.max_clusters:  # bound the coil evaluations: coarser clusters for long motion
                 cluster_of_state = self._fit_clusters(grid, transforms)
                 cluster_of_state, poses = refine_clusters(grid, transforms, cluster_of_state, samples_per_state)
             else:
@@ -250,19 +260,19 @@ class MotionEncoding:
         self._toeplitz = None
 
     def _fit_clusters(self, grid: ImageGrid, transforms: FloatArray) -> np.ndarray:
-        """Cluster labels with the smallest tolerance that gives at most :data:`MAX_CLUSTERS` clusters: doubling
+        """Cluster labels with the smallest tolerance that gives at most ``max_clusters`` clusters: doubling
         until they fit, then 6 bisection steps (doubling alone overshot: 28 clusters of a cap of 64 in
         ``benchmarks/coil_cluster_error.py``). Tolerances that do not fit stop at the cap's first excess cluster.
         Sets ``cluster_tol_mm``."""
         low, high = self.cluster_tol_mm, max(2.0 * self.cluster_tol_mm, 0.01)
-        labels, representative = cluster_states(grid, transforms, high, MAX_CLUSTERS)
-        while len(representative) > MAX_CLUSTERS:
+        labels, representative = cluster_states(grid, transforms, high, self.max_clusters)
+        while len(representative) > self.max_clusters:
             low, high = high, 2.0 * high
-            labels, representative = cluster_states(grid, transforms, high, MAX_CLUSTERS)
+            labels, representative = cluster_states(grid, transforms, high, self.max_clusters)
         for _ in range(6):
             middle = 0.5 * (low + high)
-            trial, representative = cluster_states(grid, transforms, middle, MAX_CLUSTERS)
-            if len(representative) <= MAX_CLUSTERS:
+            trial, representative = cluster_states(grid, transforms, middle, self.max_clusters)
+            if len(representative) <= self.max_clusters:
                 labels, high = trial, middle
             else:
                 low = middle

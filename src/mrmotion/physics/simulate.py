@@ -161,6 +161,7 @@ def simulate(
     seed: int = 0,
     eps: float = 1e-6,
     dtype: type = np.complex128,
+    max_coil_clusters: int | None = None,
 ) -> SimulatedScan:
     """Multi-coil k-space of ``image`` (on ``grid``) moving by ``motion`` while ``sampling`` is acquired.
 
@@ -168,7 +169,9 @@ def simulate(
     motion only (see :func:`in_plane`). A 3-D image with 2-D multi-slice sampling is acquired slice by slice at
     scanner-fixed positions (:func:`~mrmotion.physics.multislice.multislice_kspace`: thin slices, no spin
     history). ``coils`` is any object with ``count`` and ``sensitivities(points)`` (scanner frame), or None for
-    one uniform coil.
+    one uniform coil. ``max_coil_clusters``: for the exact coil model of a 3-D or single-slice scan, at most this
+    many poses at which the coils are evaluated (:class:`~mrmotion.physics.encoding.MotionEncoding`'s
+    ``max_clusters``; default 64); multi-slice scans cluster slice planes instead and ignore it.
     """
     array = check_image(image)
     if array.shape != grid.shape:
@@ -205,6 +208,7 @@ def simulate(
             origin_mm=frame[:3, 3],
             k_frame=frame[:3, :3],
             chunk=SIMULATION_CHUNK,
+            max_clusters=max_coil_clusters,
         )
         data = operator.forward(array[support].astype(dtype))
         clusters = int(operator.clusters)
