@@ -124,7 +124,7 @@ def main() -> None:
 def benchmark_motion() -> list[str]:
     """The same comparison on the motion of ``benchmarks/simulate_vs_torchio.py``'s one-state-per-line case (32 key
     poses uniform in ±5° and ±5 mm, interpolated line by line) and its object, the MNI152 template, at 6 mm (the 2-mm
-    template averaged over 3³ blocks: 1,248 lines) so that one coil weighting per state stays affordable; 8 loop
+    template averaged over 3³ blocks: 1,209 lines) so that one coil weighting per state stays affordable; 8 loop
     coils as ``mrmotion simulate`` places them."""
     import mrmotion.physics.coil_weighting as coil_weighting
     import mrmotion.physics.encoding as encoding

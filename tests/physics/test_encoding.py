@@ -169,14 +169,48 @@ def test_a_group_of_clusters_that_are_not_consecutive_stays_exact(monkeypatch):
     assert abs(left - right) <= 1e-9 * abs(right)
 
 
-def test_a_pose_the_head_returns_to_shares_its_cluster_and_stays_exact():
+@pytest.mark.parametrize("max_blocks", [0, 4096])
+def test_a_pose_the_head_returns_to_shares_its_cluster_and_stays_exact(max_blocks, monkeypatch):
     """Poses A, B, then A again, in acquisition (time) order: the last state joins A's cluster, so the samples sorted
-    by cluster are no longer sorted by state. Every sample must still get its own state's coordinate and phase."""
-    grid, rho, k, times, motion, coils = away_and_back(np.random.default_rng(), 0.0)
+    by cluster are no longer sorted by state. Every sample must still get its own state's coordinate and phase, with
+    the reordering applied as block copies or (``MAX_ORDER_BLOCKS`` 0) through an index array; the adjoint too."""
+    monkeypatch.setattr(encoding, "MAX_ORDER_BLOCKS", max_blocks)
+    rng = np.random.default_rng()
+    grid, rho, k, times, motion, coils = away_and_back(rng, 0.0)
     operator = MotionEncoding(grid, k, times, motion, coils, eps=1e-12, coarse_spacing_mm=0.5, rank_tol=1e-14)
     assert operator.clusters == 2 and operator.order is not None
+    assert (operator.order._index is None) == (max_blocks > 0)
     reference = brute_force(grid, rho, k, times, motion, coils)
     assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
+    y = rng.normal(size=reference.shape) + 1j * rng.normal(size=reference.shape)
+    assert np.vdot(operator.forward(rho), y) == pytest.approx(np.vdot(rho, operator.adjoint(y)), rel=1e-10)
+
+
+@pytest.mark.parametrize("max_blocks", [0, 4096])
+def test_sample_order_equals_fancy_indexing(max_blocks, monkeypatch):
+    """Runs of a given order sorted stably by key (blocks that continue one another merge): take and put equal an
+    argsort's gather and scatter, along any axis."""
+    monkeypatch.setattr(encoding, "MAX_ORDER_BLOCKS", max_blocks)
+    rng = np.random.default_rng()
+    bounds = np.unique(np.r_[0, rng.choice(np.arange(1, 500), 40, replace=False), 500])
+    keys = rng.integers(0, 6, len(bounds) - 1)
+    run_order = np.argsort(keys, kind="stable")
+    order = encoding.SampleOrder(bounds[:-1][run_order], bounds[1:][run_order])
+    index = np.argsort(np.repeat(keys, np.diff(bounds)), kind="stable")
+    values = rng.normal(size=(3, 500)) + 1j * rng.normal(size=(3, 500))
+    assert order.count == 500 and len(order.starts) <= len(keys)
+    assert np.array_equal(order.take(values), values[:, index])
+    assert np.array_equal(order.take(values.T, axis=0), values.T[index])
+    back = np.empty_like(values)
+    back[:, index] = values
+    assert np.array_equal(order.put(values), back)
+    assert np.array_equal(order.put(order.take(values)), values)
+    # adding a range of sorted samples into an array in the given order, e.g. one cluster's samples
+    for first, last in ((0, 500), (0, 1), (137, 311), (499, 500)):
+        given, expected = np.zeros((3, 500), complex), np.zeros((3, 500), complex)
+        order.add_to(given, first, values[:, first:last])
+        expected[:, index[first:last]] += values[:, first:last]
+        assert np.array_equal(given, expected)
 
 
 class UniformCoil:
