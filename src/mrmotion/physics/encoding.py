@@ -128,8 +128,7 @@ class MotionEncoding:
     coil_model : ``"exact"`` (coils fixed in the scanner) or ``"moving"`` (approximation: coils move with the head).
     eps, dtype : NUFFT accuracy and precision (``complex64`` halves memory; eps ≥ 1e-6 then).
     cluster_tol_mm, rank_tol, coarse_spacing_mm : accuracy of the coil weighting (module docstring); the
-        cluster tolerance grows (the smallest that fits) when more than ``max_clusters`` (default :data:`MAX_CLUSTERS`)
-        clusters would be needed,
+        cluster tolerance grows (the smallest that fits) when more than ``max_clusters`` clusters would be needed,
         and those clusters are then refined by k-means (:func:`~mrmotion.physics.coil_weighting.refine_clusters`).
         After construction, ``coil_pose_distance_mm`` is the largest FOV-corner distance between a state and the pose
         its coils were evaluated at (0 for one pose).
