@@ -254,6 +254,14 @@ def test_coordinates_computed_in_chunks_that_cut_through_runs_of_one_state_stay_
     operator = MotionEncoding(grid, k, times, motion, None, eps=1e-12)
     reference = brute_force(grid, rho, k, times, motion, UniformCoil())
     assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
+    # samples out of time order and a pose the head returns to: sorted runs read their k where it is given
+    grid, rho, k, times, motion, coils = away_and_back(rng, 0.0)
+    shuffled = rng.permutation(len(times))
+    options = {"eps": 1e-12, "coarse_spacing_mm": 0.5, "rank_tol": 1e-14}
+    operator = MotionEncoding(grid, k[shuffled], times[shuffled], motion, coils, **options)
+    assert operator.order is not None
+    reference = brute_force(grid, rho, k[shuffled], times[shuffled], motion, coils)
+    assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
 
 
 def test_groups_follow_the_spread_of_the_poses():

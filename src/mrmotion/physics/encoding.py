@@ -219,14 +219,16 @@ class MotionEncoding:
         # Acquisition order usually is this order already (states follow time): then skip the sort and gathers.
         # Checked on the runs of one state (a few per state), not on every sample.
         runs = _runs(states)
-        run_keys = cluster_of_state[states[runs[:-1]]] * len(transforms) + states[runs[:-1]]
+        run_states = states[runs[:-1]]
+        run_keys = cluster_of_state[run_states] * len(transforms) + run_states
         if np.all(run_keys[1:] >= run_keys[:-1]):
-            self.order, sorted_states = None, states
+            self.order, run_order = None, np.arange(len(run_states))
         else:  # sort the runs (stable), not the samples: the same order, and often a few blocks to copy
             run_order = np.argsort(run_keys, kind="stable")
             self.order = SampleOrder(runs[:-1][run_order], runs[1:][run_order])
-            sorted_states = self.order.take(states)
-            runs = _runs(sorted_states)
+        # the runs in the sorted order: their states, where each starts in the given order, and their bounds
+        sorted_runs = np.concatenate([[0], np.cumsum(np.diff(runs)[run_order])])
+        runs_in_order = (run_states[run_order], runs[:-1][run_order], sorted_runs)
         # the samples are sorted by renumbered cluster: the counts in that order (a group may join clusters that are
         # not consecutive, e.g. {1, 3} then {2})
         self.bounds = np.concatenate([[0], np.cumsum(per_cluster[order])])
@@ -251,9 +253,7 @@ class MotionEncoding:
         self._components: dict[int, np.ndarray] | None = {} if cache else None
         self._workspace: np.ndarray | None = None
         self._origin = np.asarray(origin_mm, dtype=np.float64).reshape(3)
-        kappa, self._phase = self._augmented(
-            k if self.order is None else self.order.take(k, axis=0), transforms, sorted_states, runs, frame
-        )
+        kappa, self._phase = self._augmented(k, transforms, *runs_in_order, frame)
         if self.order is not None:  # the factors in the given order: forward writes its samples straight there
             self._phase = self.order.put(self._phase[None])[0]
         self._kappa, self._eps, self._chunk = kappa, eps, max(1, chunk)
@@ -282,9 +282,18 @@ class MotionEncoding:
         return labels
 
     def _augmented(
-        self, k: FloatArray, transforms: FloatArray, states: np.ndarray, runs: np.ndarray, frame: FloatArray
+        self,
+        k: FloatArray,
+        transforms: FloatArray,
+        run_states: np.ndarray,
+        run_sources: np.ndarray,
+        runs: np.ndarray,
+        frame: FloatArray,
     ):
-        """Per sample: NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
+        """Per sample in the sorted order: NUFFT coordinate κ (rad/voxel) and the factor ``|det L_t| e^{−iφ}``.
+
+        ``k`` in the given order; sorted run r (samples ``runs[r]:runs[r + 1]``) has state ``run_states[r]`` and
+        starts at given sample ``run_sources[r]`` (the samples are read where they are: no sorted copy of k).
 
         For state t and a sample k: the object is sampled at ``q = L_tᵀk``, at voxel frequency ``κ = L_gridᵀ q``
         and with phase ``φ = k·(d_t − origin) + q·r_centre``: a (dims + 1, 3) matrix per state applied to k
@@ -307,7 +316,7 @@ class MotionEncoding:
         # cache and no array of M values is made and freed, whose page faults cost as much as the arithmetic
         # (1 mm, 8.7 M samples: 0.5 s in one pass over whole arrays, 0.15 s this way; the same values).
         def fill(start: int) -> None:
-            _fill_augmented(mappings, k, states, runs, start, AUGMENTED_CHUNK, kappa, factor)
+            _fill_augmented(mappings, k, run_states, run_sources, runs, start, AUGMENTED_CHUNK, kappa, factor)
 
         starts = range(0, len(k), AUGMENTED_CHUNK)
         if len(starts) == 1:  # one chunk (a slice, a small volume): no threads to start
@@ -316,7 +325,7 @@ class MotionEncoding:
             with ThreadPoolExecutor(max_workers=THREADS) as pool:
                 list(pool.map(fill, starts))
         if not np.allclose(amplitudes, 1.0, rtol=0.0, atol=1e-12):  # affine motion: |det L_t| ≠ 1
-            factor *= amplitudes.astype(real)[states]
+            factor *= np.repeat(amplitudes[run_states], np.diff(runs)).astype(real)
         return kappa.T, factor
 
     def _group_samples(self, index: int) -> slice:
@@ -559,7 +568,8 @@ def _runs(states: np.ndarray) -> np.ndarray:
 def _fill_augmented(
     mappings: FloatArray,
     k: FloatArray,
-    states: np.ndarray,
+    run_states: np.ndarray,
+    run_sources: np.ndarray,
     runs: np.ndarray,
     start: int,
     length: int,
@@ -567,7 +577,8 @@ def _fill_augmented(
     factor: np.ndarray,
 ) -> None:
     """Samples ``start:start + length`` of :meth:`MotionEncoding._augmented`: ``kappa[:, start:stop]`` (rad/voxel) and
-    ``factor[start:stop] = e^{−iφ}`` from each state's (dims + 1, 3) mapping applied to k (rad/mm)."""
+    ``factor[start:stop] = e^{−iφ}`` from each state's (dims + 1, 3) mapping applied to k (rad/mm, given order; see
+    :meth:`MotionEncoding._augmented` for the runs)."""
     dims, stop = kappa.shape[0], min(start + length, kappa.shape[1])
     first = int(np.searchsorted(runs, start, side="right")) - 1
     last = int(np.searchsorted(runs, stop, side="left"))
@@ -575,8 +586,9 @@ def _fill_augmented(
     phase = np.empty(stop - start)
     # The loop over the runs of one state does only the matrix products (one pass over the run's k); everything
     # per sample is vectorised after it (done per run, it cost 1 s of Python for 44,000 states).
-    for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
-        product = mappings[states[begin]] @ k[begin:end].T
+    for run, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:], strict=True), start=first):
+        source = int(run_sources[run]) + begin - int(runs[run])
+        product = mappings[run_states[run]] @ k[source : source + end - begin].T
         kappa[:, begin:end] = product[:dims]
         phase[begin - start : end - start] = product[dims]
     # Phases reach ~10³ rad: reduce them in double precision (φ − 2π·rint(φ/2π), into [−π, π]: three times faster
