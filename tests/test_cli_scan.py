@@ -104,6 +104,8 @@ def test_simulate_coil_clusters_caps_the_poses_of_the_exact_coil_model(volume, t
     # fewer coil poses: a different (less accurate) coil weighting, the same motion
     assert not np.allclose(capped.data, default.data, rtol=1e-3)
     _fails(["simulate", volume, "-o", tmp_path / "zero", "--coil-clusters", "0"], "--coil-clusters", tmp_path)
+    args = ["simulate", volume, "-o", tmp_path / "slices", "--mode", "2d", "--coil-clusters", "4"]
+    _fails(args, "multi-slice", tmp_path)
 
 
 def test_simulate_2d_slice_and_noise(tmp_path):

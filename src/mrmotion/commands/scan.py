@@ -88,6 +88,11 @@ def simulate_files(
     data, scanner_from_voxel, flipped = right_handed(np.asarray(image.data), image.scanner_from_voxel)
     if data.ndim == 2 and mode == "3d":
         mode = "2d"
+    if coil_clusters is not None and data.ndim == 3 and mode == "2d":
+        raise MrMotionError(
+            "--coil-clusters applies to 3-D and single-slice scans; a multi-slice scan (--mode 2d of a volume) "
+            "evaluates the coils per slice plane instead"
+        )
     grid = ImageGrid(data.shape, scanner_from_voxel)
     voxel = np.linalg.norm(scanner_from_voxel[:3, :3], axis=0)
     matrix = (*data.shape, 1) if data.ndim == 2 else data.shape
