@@ -26,11 +26,14 @@ the grid, that measured interpolation across the coil wires, not clustering (res
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 RESULT = Path(__file__).resolve().parent / "results" / "coil_cluster_error.txt"
+#: The benchmark motion's errors, for ``benchmarks/coil_pose_tradeoff.py``.
+RESULT_JSON = RESULT.with_suffix(".json")
 
 
 def main() -> None:
@@ -115,17 +118,19 @@ def main() -> None:
                 rank = sum(group.weights_u.shape[-1] for group in operator._groups)
                 lines.append(f"{f'singular values > {rank_tol:g} of the largest':>36} | {rank:>30} | {error(data):.4f}")
             lines.append("")
-    lines += benchmark_motion()
+    benchmark_lines, benchmark_errors = benchmark_motion()
+    lines += benchmark_lines
+    RESULT_JSON.write_text(json.dumps({"benchmark_motion": benchmark_errors}, indent=1))
     text = "\n".join(lines)
     print(text)
     RESULT.write_text(f"# python benchmarks/coil_cluster_error.py\n{text}\n")
 
 
-def benchmark_motion() -> list[str]:
+def benchmark_motion() -> tuple[list[str], dict]:
     """The same comparison on the motion of ``benchmarks/simulate_vs_torchio.py``'s one-state-per-line case (32 key
     poses uniform in ±5° and ±5 mm, interpolated line by line) and its object, the MNI152 template, at 6 mm (the 2-mm
     template averaged over 3³ blocks: 1,209 lines) so that one coil weighting per state stays affordable; 8 loop
-    coils as ``mrmotion simulate`` places them."""
+    coils as ``mrmotion simulate`` places them. Returns the table's lines and its numbers (for :data:`RESULT_JSON`)."""
     import mrmotion.physics.coil_weighting as coil_weighting
     import mrmotion.physics.encoding as encoding
     from mrmotion.physics.coils import head_array
@@ -171,11 +176,17 @@ def benchmark_motion() -> list[str]:
         f"{moving:.4f}",
         "cap on clusters | clusters | k-space error vs one weighting per state (largest state-pose distance, mm)",
     ]
+    errors = {"states": len(motion), "shape": list(shape), "moving": moving, "caps": {}}
     for cap in (8, 16, 32, 64):
         data, operator = forward(max_clusters=cap)
         lines.append(f"{cap:>15} | {operator.clusters:>8} | {error(data):.4f} ({operator.coil_pose_distance_mm:5.2f})")
+        errors["caps"][cap] = {
+            "clusters": operator.clusters,
+            "error": error(data),
+            "distance_mm": operator.coil_pose_distance_mm,
+        }
         print(lines[-1], flush=True)
-    return lines
+    return lines, errors
 
 
 if __name__ == "__main__":
