@@ -66,14 +66,12 @@ def main() -> None:
         ),
     }
     coils = head_array(grid, 8)
-    central = encoding.refine_clusters
-
-    def greedy(grid, transforms, labels, weights):  # the clusters as made before k-means refined them
-        return labels, transforms[coil_weighting.central_states(grid, transforms, labels, weights)]
+    refined = encoding.refine_clusters
 
     def simulate(motion, cap: int, one_group: bool = False, refine: bool = True, **options):
         encoding.MAX_CLUSTERS = cap
-        encoding.refine_clusters = central if refine else greedy
+        # without refinement: the greedy clusters at their central states, as before k-means refined them
+        encoding.refine_clusters = refined if refine else coil_weighting.central_poses
         planned = coil_weighting.GROUP_TOLERANCES_MM
         coil_weighting.GROUP_TOLERANCES_MM = (np.inf,) if one_group else planned
         try:
@@ -82,7 +80,7 @@ def main() -> None:
             )
         finally:
             coil_weighting.GROUP_TOLERANCES_MM = planned
-            encoding.refine_clusters = central
+            encoding.refine_clusters = refined
         return operator.forward(image), operator
 
     lines = []

@@ -182,6 +182,14 @@ def pose_distances(grid: ImageGrid, transforms: FloatArray, labels: np.ndarray, 
     return _largest_distance(_moved_corners(grid, transforms), _moved_corners(grid, poses)[labels])
 
 
+def central_poses(
+    grid: ImageGrid, transforms: FloatArray, labels: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, FloatArray]:
+    """``(labels, poses (K, 4, 4))``: the clusters as given, each evaluated at its :func:`central_states` member (the
+    counterpart of :func:`refine_clusters` for clusters within the requested tolerance)."""
+    return labels, transforms[central_states(grid, transforms, labels, weights)]
+
+
 def coarse_axes(grid: ImageGrid, spacing_mm: float, box: tuple[slice, ...] | None = None) -> list[np.ndarray]:
     """Voxel positions of the coarse lattice the coil weightings are evaluated on (:func:`upsample` interpolates).
 
