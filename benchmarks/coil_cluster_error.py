@@ -1,21 +1,27 @@
 """How much the exact coil model's pose clusters cost in accuracy, for continuous motion (issue 3).
 
 Coils fixed in the scanner weight the object differently at every pose; ``MotionEncoding`` evaluates that weighting
-once per *cluster* of close poses (at its central state; when capped, k-means-refined, at its mean pose), at most
-``MAX_CLUSTERS`` of them (the smallest tolerance
-that fits: doubling, then bisection).
-This compares, on a small 3-D grid (24×22×20 voxels of 4 mm; a head-like object: random texture inside an
-ellipsoid of 0.8 of the half-extents; 8 loop coils placed as ``mrmotion simulate`` places them,
+once per *cluster* of close poses, at most ``MAX_CLUSTERS`` of them. When that cap binds, the clusters are fitted by
+k-means (``coil_weighting.fit_clusters``: the greedy clusters at the smallest tolerance that fits and 8 k-means++
+seedings, each refined, the best kept), each state weighted by the expected signal energy of its samples
+(``coil_weighting.expected_energy`` of the image, as ``mrmotion simulate`` does; the default since 2026-11-25), and
+each cluster's coils are evaluated at its states' mean pose. Compared with the same fit weighting states by their
+number of samples, and with the default before 2026-11-25 (the greedy clusters refined by k-means, weighted by
+samples).
+
+On a small 3-D grid (24×22×20 voxels of 4 mm; a head-like object: random texture inside an
+ellipsoid of 0.8 of the half-extents, whose spectrum is flat: the signal is not concentrated near the k-space centre
+as in a real head; 8 loop coils placed as ``mrmotion simulate`` places them,
 :func:`~mrmotion.physics.coils.head_array`; linear 3-D Cartesian order), the k-space of a 300-state random walk of the
 head (steps of 0.8° and 0.5 mm per axis, s.d.), and a continuous motion (300 states interpolated linearly between 12
 key poses uniform in ±8° and ±8 mm per axis), simulated with caps of 8, 16, 32, 64 (the default) and 256 clusters
-against the same model with one weighting per state (no clustering, no truncation): relative error of all samples, the
-cluster tolerance reached and the largest corner distance of a state from the pose its coils were evaluated at; each
-with the capped clusters refined by k-means (``coil_weighting.refine_clusters``, the default since 2026-11-24) and
-with the greedy clusters' central states (before). For scale, the error of the approximation "coils move with the
-head" on the same motion. Then the same 64 clusters compressed into one group of low rank (the SVD of
-their coil weightings truncated at a relative singular value): its rank, i.e. how many NUFFTs over all samples it
-costs (the default planner evaluates 64 × 8 coil weightings, each over its cluster's samples only), and its error.
+against the same model with one weighting per state (no clustering, no truncation): relative error of all samples and
+the largest corner distance of a state from the pose its coils were evaluated at. For scale, the error of the
+approximation "coils move with the head" on the same motion. Then the same 64 clusters compressed into one group of
+low rank (the SVD of their coil weightings truncated at a relative singular value): its rank, i.e. how many NUFFTs
+over all samples it costs (the default planner evaluates 64 × 8 coil weightings, each over its cluster's samples
+only), and its error. Last, the simulation benchmark's own one-state-per-line motion on the MNI152 template at 6 mm
+(a real head's spectrum), the three placements side by side.
 
 Until 2026-11-24 the object filled the whole grid and the loops sat on a cylinder of 80 mm radius, which the grid's
 corners (76 mm from its centre) nearly touched: since the coil weightings are interpolated from nodes reaching beyond
@@ -27,6 +33,7 @@ the grid, that measured interpolation across the coil wires, not clustering (res
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +41,38 @@ import numpy as np
 RESULT = Path(__file__).resolve().parent / "results" / "coil_cluster_error.txt"
 #: The benchmark motion's errors, for ``benchmarks/coil_pose_tradeoff.py``.
 RESULT_JSON = RESULT.with_suffix(".json")
+
+
+#: How capped coil poses are placed, as compared: the default, and two older ways.
+PLACING_NAMES = {
+    "energy": "error",  # k-means++ seedings and the greedy start, each state weighted by its samples' expected energy
+    "samples": "error_samples",  # the same, each state weighted by its number of samples
+    "before": "error_before",  # the greedy clusters refined by k-means, weighted by samples (2026-11-24 default)
+}
+PLACINGS = (
+    "signal-weighted fit (the default: k-means++ seedings and greedy start, states weighted by the expected energy "
+    "of their samples) | the same fit, states weighted by their number of samples | before 2026-11-25 (greedy "
+    "clusters refined by k-means, weighted by samples)"
+)
+
+
+@contextmanager
+def poses_placed(placing: str):
+    """``MotionEncoding`` places capped coil poses as ``placing`` says while in this block (see
+    :data:`PLACING_NAMES`; the default needs ``sample_energy`` passed as well)."""
+    import mrmotion.physics.coil_weighting as coil_weighting
+    import mrmotion.physics.encoding as encoding
+
+    fitted = encoding.fit_clusters
+
+    def before(grid, transforms, weights, count, starts):
+        return coil_weighting.refine_clusters(grid, transforms, starts[0], weights)
+
+    encoding.fit_clusters = before if placing == "before" else fitted
+    try:
+        yield
+    finally:
+        encoding.fit_clusters = fitted
 
 
 def main() -> None:
@@ -66,21 +105,20 @@ def main() -> None:
         ),
     }
     coils = head_array(grid, 8)
-    refined = encoding.refine_clusters
+    energy = coil_weighting.expected_energy(image, grid, sampling.k_logical)  # as mrmotion simulate estimates it
 
-    def simulate(motion, cap: int, one_group: bool = False, refine: bool = True, **options):
+    def simulate(motion, cap: int, one_group: bool = False, placing: str = "energy", **options):
         encoding.MAX_CLUSTERS = cap
-        # without refinement: the greedy clusters at their central states, as before k-means refined them
-        encoding.refine_clusters = refined if refine else coil_weighting.central_poses
         planned = coil_weighting.GROUP_TOLERANCES_MM
         coil_weighting.GROUP_TOLERANCES_MM = (np.inf,) if one_group else planned
         try:
-            operator = encoding.MotionEncoding(
-                grid, sampling.k_logical, sampling.time_s, motion, coils, eps=1e-9, **options
-            )
+            with poses_placed(placing):
+                operator = encoding.MotionEncoding(
+                    grid, sampling.k_logical, sampling.time_s, motion, coils, eps=1e-9,
+                    sample_energy=energy if placing == "energy" else None, **options,
+                )  # fmt: skip
         finally:
             coil_weighting.GROUP_TOLERANCES_MM = planned
-            encoding.refine_clusters = refined
         return operator.forward(image), operator
 
     lines = []
@@ -95,18 +133,19 @@ def main() -> None:
         lines += [
             f"{name} (largest excursion {np.abs(degrees - degrees[0]).max():.1f}° and "
             f"{np.abs(millimetres - millimetres[0]).max():.1f} mm from the start), 8 loop coils (head_array), "
-            f"24×22×20 × 4 mm, ellipsoidal object; coils moving with the head: k-space error {moving:.4f}",
-            "cap on clusters | clusters | cluster tolerance (mm) | k-space error vs one weighting per state, "
-            "k-means refined (largest state-pose distance, mm) | greedy, central states (distance)",
+            f"24×22×20 × 4 mm, ellipsoidal object of random texture (a flat spectrum: the signal is not near the "
+            f"k-space centre); coils moving with the head: k-space error {moving:.4f}",
+            f"cap on clusters | clusters | k-space error vs one weighting per state: {PLACINGS} "
+            "(largest state-pose distance, mm)",
         ]
         for cap in (8, 16, 32, 64, 256):
-            data, operator = simulate(motion, cap)
-            before, old = simulate(motion, cap, refine=False)
-            lines.append(
-                f"{cap:>15} | {operator.clusters:>8} | {operator.cluster_tol_mm:>22.2f} | "
-                f"{error(data):.4f} ({operator.coil_pose_distance_mm:5.2f}) | "
-                f"{error(before):.4f} ({old.coil_pose_distance_mm:5.2f})"
-            )
+            row = [f"{cap:>15}"]
+            for placing in PLACING_NAMES:
+                data, operator = simulate(motion, cap, placing=placing)
+                if placing == "energy":
+                    row.append(f"{operator.clusters:>8}")
+                row.append(f"{error(data):.4f} ({operator.coil_pose_distance_mm:5.2f})")
+            lines.append(" | ".join(row))
             print(lines[-1], flush=True)
         lines.append("")
         if name.startswith("300"):
@@ -172,17 +211,25 @@ def benchmark_motion() -> tuple[list[str], dict]:
         f"the simulation benchmark's one-state-per-line motion ({len(motion):,} states here), MNI152 at 6 mm "
         f"({'×'.join(map(str, shape))}), 8 loop coils (head_array); coils moving with the head: k-space error "
         f"{moving:.4f}",
-        "cap on clusters | clusters | k-space error vs one weighting per state (largest state-pose distance, mm)",
     ]
+    energy = coil_weighting.expected_energy(image, grid, sampling.k_logical)
     errors = {"states": len(motion), "shape": list(shape), "moving": moving, "caps": {}}
+    lines.append(f"cap on clusters | clusters | {PLACINGS} (largest / signal-weighted rms state-pose distance, mm)")
     for cap in (8, 16, 32, 64):
-        data, operator = forward(max_clusters=cap)
-        lines.append(f"{cap:>15} | {operator.clusters:>8} | {error(data):.4f} ({operator.coil_pose_distance_mm:5.2f})")
-        errors["caps"][cap] = {
-            "clusters": operator.clusters,
-            "error": error(data),
-            "distance_mm": operator.coil_pose_distance_mm,
-        }
+        row, errors["caps"][cap] = [f"{cap:>15}"], {}
+        for placing, key in PLACING_NAMES.items():
+            with poses_placed(placing):
+                data, operator = forward(max_clusters=cap, sample_energy=energy if placing == "energy" else None)
+            if placing == "energy":
+                row.append(f"{operator.clusters:>8}")
+                errors["caps"][cap].update(
+                    clusters=operator.clusters,
+                    distance_mm=operator.coil_pose_distance_mm,
+                    rms_mm=operator.coil_pose_rms_mm,
+                )
+            errors["caps"][cap][key] = error(data)
+            row.append(f"{error(data):.4f} ({operator.coil_pose_distance_mm:5.2f} / {operator.coil_pose_rms_mm:5.2f})")
+        lines.append(" | ".join(row))
         print(lines[-1], flush=True)
     return lines, errors
 

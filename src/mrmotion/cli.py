@@ -580,9 +580,10 @@ def simulate(
     if scan.coil_clusters is not None and scan.coil_clusters > 1:
         console.print(
             f"exact coil model: the coils were evaluated at {scan.coil_clusters} poses, each shared by the motion "
-            f"states within {scan.coil_cluster_tol_mm:.2f} mm of it"
+            f"states within {scan.coil_cluster_tol_mm:.2f} mm of it ({scan.coil_pose_rms_mm:.2f} mm rms)"
             + (
-                " (tolerances of millimetres mean coil weightings in error by a few per cent)"
+                "; distances of millimetres mean coil weightings in error by up to a few per cent (the poses sit "
+                "where the signal is: benchmarks/coil_cluster_error.py)"
                 if scan.coil_cluster_tol_mm >= 1.0
                 else ""
             )

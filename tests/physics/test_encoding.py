@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mrmotion.errors import MrMotionError
-from mrmotion.geometry.parameters import transform_from_euler
+from mrmotion.geometry.parameters import transform_from_euler, transform_from_rotvec
 from mrmotion.geometry.transforms import apply, make_transform
 from mrmotion.physics import coil_weighting, encoding, nufft
 from mrmotion.physics.coil_weighting import cluster_states
@@ -476,8 +476,8 @@ def test_refinement_keeps_affine_motion_affine_and_drops_emptied_clusters():
 
 def test_capped_clusters_refined_by_k_means_make_a_smaller_coil_error(monkeypatch):
     """Long motion (more poses than MAX_CLUSTERS): the k-space against one coil weighting per state is closer with the
-    refined clusters than with the greedy clusters' central states, and the reported distance is the largest corner
-    distance of a state from the pose its coils were evaluated at."""
+    fitted clusters than with the greedy clusters' central states, and the reported distances are the largest and
+    the rms corner distance of a state from the pose its coils were evaluated at."""
     rng = np.random.default_rng(21)
     grid = oblique_grid((8, 7, 6), rng)
     states = 120
@@ -487,13 +487,101 @@ def test_capped_clusters_refined_by_k_means_make_a_smaller_coil_error(monkeypatc
     monkeypatch.setattr(encoding, "MAX_CLUSTERS", 100_000)
     reference = MotionEncoding(grid, k, times, motion, coils, eps=1e-10, cluster_tol_mm=0.0, rank_tol=1e-12)
     monkeypatch.setattr(encoding, "MAX_CLUSTERS", 12)
-    refined = MotionEncoding(grid, k, times, motion, coils, eps=1e-10)
-    monkeypatch.setattr(encoding, "refine_clusters", coil_weighting.central_poses)  # the greedy clusters as made
+    fitted = MotionEncoding(grid, k, times, motion, coils, eps=1e-10)
+
+    def greedy_as_made(grid, transforms, weights, count, starts):
+        return coil_weighting.central_poses(grid, transforms, starts[0], weights)
+
+    monkeypatch.setattr(encoding, "fit_clusters", greedy_as_made)
     greedy = MotionEncoding(grid, k, times, motion, coils, eps=1e-10)
     expected = reference.forward(image)
-    errors = [np.linalg.norm(op.forward(image) - expected) / np.linalg.norm(expected) for op in (refined, greedy)]
-    assert refined.clusters <= 12 and errors[0] < 0.85 * errors[1]
-    assert refined.coil_pose_distance_mm > 0 and reference.coil_pose_distance_mm == 0.0
+    errors = [np.linalg.norm(op.forward(image) - expected) / np.linalg.norm(expected) for op in (fitted, greedy)]
+    assert fitted.clusters <= 12 and errors[0] < 0.85 * errors[1]
+    assert fitted.coil_pose_distance_mm > fitted.coil_pose_rms_mm > 0
+    assert reference.coil_pose_distance_mm == reference.coil_pose_rms_mm == 0.0
+
+
+def test_capped_coil_poses_placed_by_signal_energy_make_a_smaller_coil_error(monkeypatch):
+    """A smooth object's signal is near the k-space centre; with the samples ordered by |k| (centric), the states
+    seen early hold most of it. Weighting the states by the expected energy of their samples
+    (coil_weighting.expected_energy of the image) puts the capped coil poses there: a smaller k-space error than
+    weighting every sample the same, at the same cap. An all-zero energy is the same as none."""
+    rng = np.random.default_rng(4)
+    grid = oblique_grid((10, 9, 8), rng)
+    states = 150
+    motion = MotionTrajectory(np.linspace(0, 1, states), _walk(rng, states), end_s=1.01)
+    k = rng.normal(size=(4000, 3)) * 0.6
+    k = k[np.argsort(np.linalg.norm(k, axis=1))]
+    times = np.linspace(0, 1, len(k))
+    position = np.stack(np.meshgrid(*(np.arange(n) - (n - 1) / 2 for n in grid.shape), indexing="ij"))
+    image = np.exp(-np.sum(position**2, axis=0) / (2 * 1.5**2)) * (1 + 0.1 * rng.normal(size=grid.shape))
+    coils = GaussianCoils(rng, 3)
+    monkeypatch.setattr(encoding, "MAX_CLUSTERS", 100_000)
+    reference = MotionEncoding(grid, k, times, motion, coils, eps=1e-10, cluster_tol_mm=0.0, rank_tol=1e-12)
+    monkeypatch.setattr(encoding, "MAX_CLUSTERS", 6)
+    energy = coil_weighting.expected_energy(image, grid, k)
+    weighted = MotionEncoding(grid, k, times, motion, coils, eps=1e-10, sample_energy=energy)
+    even = MotionEncoding(grid, k, times, motion, coils, eps=1e-10)
+    zero = MotionEncoding(grid, k, times, motion, coils, eps=1e-10, sample_energy=np.zeros(len(k)))
+    expected = reference.forward(image)
+    errors = [np.linalg.norm(op.forward(image) - expected) / np.linalg.norm(expected) for op in (weighted, even)]
+    assert weighted.clusters <= 6 and errors[0] < 0.7 * errors[1]
+    assert np.array_equal(zero.forward(image), even.forward(image))
+
+
+def test_sample_energy_bad_values():
+    rng = np.random.default_rng(2)
+    grid = oblique_grid((6, 6, 6), rng)
+    k, times = rng.normal(size=(10, 3)), np.linspace(0, 1, 10)
+    for bad, message in (
+        (np.ones(9), r"one value per sample, \(10,\)"),
+        (np.full(10, np.nan), "finite"),
+        (np.r_[-1.0, np.ones(9)], "≥ 0"),
+    ):
+        with pytest.raises(MrMotionError, match=message):
+            MotionEncoding(grid, k, times, sample_energy=bad)
+
+
+def test_expected_energy_follows_a_gaussian_spectrum(monkeypatch):
+    """An isotropic Gaussian of s.d. σ mm has |ρ̂(k)|² ∝ exp(−σ²|k|²) (k in rad/mm): the shell means of its DFT
+    follow it on an anisotropic, oblique grid, whatever the direction of k; k beyond the grid's frequencies gets the
+    outermost shell's value."""
+    rng = np.random.default_rng(8)
+    linear = transform_from_rotvec(rng.normal(size=3))[:3, :3] @ np.diag([1.5, 2.0, 2.5])
+    shape = (40, 32, 28)
+    grid = ImageGrid(shape, make_transform(linear, -linear @ ((np.array(shape) - 1) / 2)))
+    sigma = 6.0
+    points = grid.positions(np.indices(shape).reshape(3, -1).T)
+    squared = np.sum(points**2, axis=-1).reshape(shape)
+    image = np.exp(-squared / (2 * sigma**2))
+    radius = np.r_[0.0, np.linspace(0.1, 0.35, 6)]  # from about the DFT's frequency spacing (0.1 rad/mm) on
+    k = radius[:, None] * transform_from_rotvec(rng.normal(size=3))[:3, :3][0][None]
+    energy = coil_weighting.expected_energy(image, grid, k)
+    assert np.allclose(energy / energy[0], np.exp(-(sigma**2) * radius**2), rtol=0.1, atol=1e-4)
+    assert np.all(np.diff(energy) < 0)
+    far = coil_weighting.expected_energy(image, grid, np.array([[10.0, 0, 0], [20.0, 0, 0]]))
+    assert far[0] == far[1] and far[0] < 1e-6 * energy[0]
+    # a large image is block-averaged first (here 3³ blocks): the same profile where the energy is
+    monkeypatch.setattr(coil_weighting, "SPECTRUM_VOXELS", 2000)
+    coarse = coil_weighting.expected_energy(image, grid, k)
+    assert np.allclose(coarse[:4] / coarse[0], energy[:4] / energy[0], rtol=0.25)
+
+
+def test_fitted_clusters_are_never_worse_than_their_start():
+    """fit_clusters keeps the least weighted squared corner distance over its starts and k-means++ seedings: never
+    above the refined start's; reproducible (seeded); at most the cap of clusters."""
+    rng = np.random.default_rng(13)
+    grid = oblique_grid((6, 6, 6), rng)
+    transforms = _walk(rng, 200)
+    weights = rng.random(200) ** 4
+    start, _ = cluster_states(grid, transforms, 3.0)
+    start = np.minimum(start, 9)
+    labels, poses = coil_weighting.fit_clusters(grid, transforms, weights, 10, [start])
+    again = coil_weighting.fit_clusters(grid, transforms, weights, 10, [start])
+    assert np.array_equal(labels, again[0]) and np.array_equal(poses, again[1]) and len(poses) <= 10
+    refined = coil_weighting.refine_clusters(grid, transforms, start, weights)
+    cost = coil_weighting.cluster_cost(grid, transforms, labels, poses, weights)
+    assert cost <= coil_weighting.cluster_cost(grid, transforms, *refined, weights)
 
 
 def test_bad_inputs():

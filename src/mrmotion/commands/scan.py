@@ -131,6 +131,7 @@ def simulate_files(
         "coil_clusters": scan.coil_clusters,
         "coil_clusters_cap": coil_clusters,
         "coil_cluster_tol_mm": scan.coil_cluster_tol_mm,
+        "coil_pose_rms_mm": scan.coil_pose_rms_mm,
     }
     frame = scan.scanner_from_logical
     maps = scan.coil_maps.reshape(scan.coil_maps.shape[0], *matrix)

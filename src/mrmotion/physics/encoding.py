@@ -38,9 +38,9 @@ from mrmotion.physics.coil_weighting import (
     central_poses,
     cluster_states,
     coarse_weights,
+    fit_clusters,
     plan_groups,
     pose_distances,
-    refine_clusters,
     upsample,
 )
 from mrmotion.physics.nufft import THREADS, NufftPair, fft_planning
@@ -113,6 +113,19 @@ class ImageGrid:
         return self.positions(corners)
 
 
+def _checked_energy(sample_energy: ArrayLike | None, count: int) -> np.ndarray | None:
+    """``sample_energy`` as (count,) float64, None when not given or all zero; refuses other shapes, NaNs,
+    infinities and negative values."""
+    if sample_energy is None:
+        return None
+    energy = np.asarray(sample_energy, dtype=np.float64)
+    if energy.shape != (count,):
+        raise MrMotionError(f"sample_energy: expected one value per sample, ({count},), got shape {energy.shape}")
+    if not np.all(np.isfinite(energy)) or np.any(energy < 0):
+        raise MrMotionError("sample_energy must be finite and ≥ 0 (a signal energy per sample)")
+    return energy if energy.any() else None
+
+
 class MotionEncoding:
     """``E``: image (grid) → multi-coil samples ``(coils, M)`` of the moving object, and ``Eᴴ``.
 
@@ -129,12 +142,17 @@ class MotionEncoding:
     eps, dtype : NUFFT accuracy and precision (``complex64`` halves memory; eps ≥ 1e-6 then).
     cluster_tol_mm, rank_tol, coarse_spacing_mm : accuracy of the coil weighting (module docstring); the
         cluster tolerance grows (the smallest that fits) when more than ``max_clusters`` clusters would be needed,
-        and those clusters are then refined by k-means (:func:`~mrmotion.physics.coil_weighting.refine_clusters`).
-        After construction, ``coil_pose_distance_mm`` is the largest FOV-corner distance between a state and the pose
-        its coils were evaluated at (0 for one pose).
+        and the clusters are then fitted by k-means, each state weighted by its samples' ``sample_energy``
+        (:func:`~mrmotion.physics.coil_weighting.fit_clusters`). After construction, ``coil_pose_distance_mm`` is
+        the largest FOV-corner distance between a state and the pose its coils were evaluated at (0 for one pose)
+        and ``coil_pose_rms_mm`` the root mean square of those distances, each state weighted as in the fit.
     max_clusters : at most this many poses at which the coils are evaluated (default :data:`MAX_CLUSTERS`): the
         exact model's cost for long motion is about ``max_clusters × coils`` full-grid FFTs; fewer is faster and
         less accurate (``benchmarks/coil_cluster_error.py``).
+    sample_energy : (M,) the expected signal energy of each sample (any scale, ≥ 0): ``Σ_c |y_c|²`` of measured
+        data, or :func:`~mrmotion.physics.coil_weighting.expected_energy` of the image to be simulated. Only used
+        when ``max_clusters`` binds: the coil poses then go where the signal is. None: every sample weighs the same
+        (as does an all-zero energy).
     coarse_axes : the coil weighting's coarse nodes per axis, in this grid's voxel units (default:
         :func:`~mrmotion.physics.coil_weighting.coarse_axes` of this grid); a box cut from a larger grid passes the
         nodes of the larger grid's lattice it depends on (``coarse_axes(larger, spacing, box)``), so its weighting
@@ -165,6 +183,7 @@ class MotionEncoding:
         origin_mm: ArrayLike = (0.0, 0.0, 0.0),
         k_frame: ArrayLike | None = None,
         max_clusters: int | None = None,
+        sample_energy: ArrayLike | None = None,
     ) -> None:
         self.max_clusters = MAX_CLUSTERS if max_clusters is None else max_clusters
         if isinstance(self.max_clusters, bool) or not isinstance(self.max_clusters, (int, np.integer)):
@@ -181,6 +200,7 @@ class MotionEncoding:
         if k.ndim != 2 or k.shape[1] != 3 or k.shape[0] == 0 or times.shape != (k.shape[0],):
             raise MrMotionError(f"expected k (M, 3) and times (M,), got {k.shape} and {times.shape}")
         self.grid, self.dtype, self.count = grid, np.dtype(dtype), k.shape[0]
+        energy = _checked_energy(sample_energy, k.shape[0])
         motion = motion if motion is not None else MotionTrajectory.constant(np.eye(4))
         states = motion.state_index(times)
         counts = np.bincount(states, minlength=len(motion))
@@ -190,21 +210,25 @@ class MotionEncoding:
             renumber[used] = np.arange(len(used))
             states = renumber[states]
         transforms, samples_per_state = motion.transforms[used], counts[used]
+        # how much each state's coil accuracy matters: its samples' signal energy, else their number
+        state_weights = samples_per_state if energy is None else np.bincount(states, energy, len(transforms))
         self.cluster_tol_mm = float(cluster_tol_mm)
         if coil_model == "exact" and coils is not None:  # a uniform coil looks the same from every pose
             cluster_of_state, representative = cluster_states(grid, transforms, self.cluster_tol_mm, self.max_clusters)
             if len(representative) > self.max_clusters:  # bound the coil evaluations: coarser clusters for long motion
-                cluster_of_state = self._fit_clusters(grid, transforms)
-                cluster_of_state, poses = refine_clusters(grid, transforms, cluster_of_state, samples_per_state)
+                greedy = self._fit_clusters(grid, transforms)
+                cluster_of_state, poses = fit_clusters(grid, transforms, state_weights, self.max_clusters, [greedy])
             else:
                 cluster_of_state, poses = central_poses(grid, transforms, cluster_of_state, samples_per_state)
-            self.coil_pose_distance_mm = float(pose_distances(grid, transforms, cluster_of_state, poses).max())
+            distances = pose_distances(grid, transforms, cluster_of_state, poses)
+            self.coil_pose_distance_mm = float(distances.max())
+            self.coil_pose_rms_mm = float(np.sqrt(np.average(distances**2, weights=state_weights + 1e-300)))
             # Truncating the SVD below the error the clustering already makes buys nothing (coil maps vary on a
             # scale of ≳ 50 mm, so a pose error of δ mm changes them by about δ/50; keep the rank 100× finer).
             rank_tol = max(rank_tol, self.cluster_tol_mm / 5000.0)
         else:
             cluster_of_state, poses = np.zeros(len(transforms), dtype=np.int64), np.eye(4)[None]
-            self.coil_pose_distance_mm = 0.0
+            self.coil_pose_distance_mm = self.coil_pose_rms_mm = 0.0
         weights, axes = coarse_weights(coils, grid, poses, coarse_spacing_mm, coarse_axes)
         per_cluster = np.bincount(cluster_of_state, weights=samples_per_state, minlength=len(poses)).astype(np.int64)
         voxels = int(np.prod(grid.shape))
@@ -262,10 +286,10 @@ class MotionEncoding:
         self._toeplitz = None
 
     def _fit_clusters(self, grid: ImageGrid, transforms: FloatArray) -> np.ndarray:
-        """Cluster labels with the smallest tolerance that gives at most ``max_clusters`` clusters: doubling
-        until they fit, then 6 bisection steps (doubling alone overshot: 28 clusters of a cap of 64 in
-        ``benchmarks/coil_cluster_error.py``). Tolerances that do not fit stop at the cap's first excess cluster.
-        Sets ``cluster_tol_mm``."""
+        """Greedy cluster labels (a start of :func:`~mrmotion.physics.coil_weighting.fit_clusters`) with the
+        smallest tolerance that gives at most ``max_clusters`` clusters: doubling until they fit, then 6 bisection
+        steps (doubling alone overshot: 28 clusters of a cap of 64 in ``benchmarks/coil_cluster_error.py``).
+        Tolerances that do not fit stop at the cap's first excess cluster. Sets ``cluster_tol_mm``."""
         low, high = self.cluster_tol_mm, max(2.0 * self.cluster_tol_mm, 0.01)
         labels, representative = cluster_states(grid, transforms, high, self.max_clusters)
         while len(representative) > self.max_clusters:

@@ -19,8 +19,8 @@ from numpy.typing import ArrayLike
 from mrmotion.errors import MrMotionError
 from mrmotion.geometry.parameters import rotvec_from_transform, transform_from_rotvec
 from mrmotion.geometry.transforms import FloatArray, make_transform
-from mrmotion.physics.coil_weighting import COARSE_SPACING_MM, coarse_axes, coil_maps_on_grid
-from mrmotion.physics.encoding import ImageGrid, MotionEncoding
+from mrmotion.physics.coil_weighting import COARSE_SPACING_MM, coarse_axes, coil_maps_on_grid, expected_energy
+from mrmotion.physics.encoding import MAX_CLUSTERS, ImageGrid, MotionEncoding
 from mrmotion.physics.multislice import multislice_kspace
 from mrmotion.physics.sampling import Sampling
 from mrmotion.physics.trajectory import MotionTrajectory
@@ -41,12 +41,14 @@ class SimulatedScan:
         uniform coil, a read-only view of ones).
     noise_std : σ of the added noise per real/imaginary part (0 without noise).
     motion : the motion used (scanner LPS about the isocentre).
-    coil_clusters, coil_cluster_tol_mm : how the exact coil model evaluated the scanner-fixed coils (3-D and
-        single-slice scans): at ``coil_clusters`` poses, each shared by the states whose field-of-view corners lie
-        within ``coil_cluster_tol_mm`` of it (1 and 0 mm for one pose, coils moving with the head or one uniform
-        coil; None for multi-slice scans). A tolerance of millimetres means coil weightings in error by a few per
-        cent (``benchmarks/coil_cluster_error.py``): the tolerance grows when the motion needs more than
-        ``encoding.MAX_CLUSTERS`` clusters.
+    coil_clusters, coil_cluster_tol_mm, coil_pose_rms_mm : how the exact coil model evaluated the scanner-fixed
+        coils (3-D and single-slice scans): at ``coil_clusters`` poses, each shared by the states whose field-of-view
+        corners lie within ``coil_cluster_tol_mm`` of it, at ``coil_pose_rms_mm`` root mean square, each state
+        weighted by the expected energy of its samples when the cap on poses bound, else by their number (1, 0 and
+        0 mm for one pose, coils moving with the head or one uniform coil; None for multi-slice scans). The
+        distances grow when the motion needs more than ``max_coil_clusters`` clusters; the poses then sit where the
+        signal is, so states sampled far from the k-space centre may lie far from theirs
+        (``benchmarks/coil_cluster_error.py`` gives the k-space error).
     """
 
     data: np.ndarray
@@ -58,6 +60,7 @@ class SimulatedScan:
     motion: MotionTrajectory
     coil_clusters: int | None = None
     coil_cluster_tol_mm: float | None = None
+    coil_pose_rms_mm: float | None = None
 
 
 def acquisition_frame(grid: ImageGrid) -> FloatArray:
@@ -186,7 +189,7 @@ def simulate(
     if array.ndim == 2:
         motion = in_plane(motion, grid)
     frame = acquisition_frame(grid)
-    clusters, tolerance = None, None
+    clusters, tolerance, rms = None, None, None
     if array.ndim == 3 and sampling.mode == "2d":  # multi-slice: scanner-fixed thin slices (physics.multislice)
         data = multislice_kspace(array, grid, sampling, motion, coils, coil_model, eps=eps, dtype=dtype)
     else:
@@ -195,6 +198,10 @@ def simulate(
         # weighting is the whole grid's (restricted), so a reconstruction on the whole grid, or on another box,
         # models the coils exactly as the simulation did
         nodes = coarse_axes(grid, COARSE_SPACING_MM, support)
+        cap = MAX_CLUSTERS if max_coil_clusters is None else max_coil_clusters
+        energy = None  # where the signal is, for placing capped coil poses (one FFT: only when the cap can bind)
+        if coil_model == "exact" and coils is not None and len(motion) > cap:
+            energy = expected_energy(array[support], support_grid, sampling.k_logical)
         operator = MotionEncoding(
             support_grid,
             sampling.k_logical,  # rotated to the scanner by k_frame, state by state: no rotated copy of every k
@@ -209,17 +216,19 @@ def simulate(
             k_frame=frame[:3, :3],
             chunk=SIMULATION_CHUNK,
             max_clusters=max_coil_clusters,
+            sample_energy=energy,
         )
         data = operator.forward(array[support].astype(dtype))
         clusters = int(operator.clusters)
         tolerance = float(operator.coil_pose_distance_mm) if operator.clusters > 1 else 0.0
+        rms = float(operator.coil_pose_rms_mm) if operator.clusters > 1 else 0.0
     noise_std = 0.0
     if snr_db is not None:
         rng = np.random.default_rng(seed)
         noise_std = float(np.sqrt(np.mean(np.abs(data) ** 2) / 2.0) * 10.0 ** (-float(snr_db) / 20.0))
         data += (noise_std * (rng.standard_normal(data.shape) + 1j * rng.standard_normal(data.shape))).astype(dtype)
     maps = _maps_on_grid(coils, grid)
-    return SimulatedScan(data, sampling, grid, frame, maps, noise_std, motion, clusters, tolerance)
+    return SimulatedScan(data, sampling, grid, frame, maps, noise_std, motion, clusters, tolerance, rms)
 
 
 def _maps_on_grid(coils, grid: ImageGrid) -> np.ndarray:

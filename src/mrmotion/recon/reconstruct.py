@@ -129,7 +129,11 @@ def sense_reconstruction(
         "k_frame": np.asarray(scanner_from_logical)[:3, :3],
         "coarse_axes": coarse_axes(grid, COARSE_SPACING_MM, box),
     }
-    operator = MotionEncoding(region, k_logical, sampling.time_s, motion, coils, coil_model, **settings)
+    # the measured energy of each sample places capped coil poses where the signal is
+    energy = np.sum(np.abs(data) ** 2, axis=0) if np.all(np.isfinite(data)) else None
+    operator = MotionEncoding(
+        region, k_logical, sampling.time_s, motion, coils, coil_model, sample_energy=energy, **settings
+    )
     if operator.coils != data.shape[0]:
         raise MrMotionError(f"the data have {data.shape[0]} coils but the coil maps {operator.coils}")
     # Jacobi-like preconditioner: for full sampling EᴴE ≈ (samples per voxel) · Σ_c |S_c|² on the diagonal.
