@@ -9,19 +9,18 @@ each cluster's coils are evaluated at its states' mean pose. Compared with the s
 number of samples, and with the default before 2026-11-25 (the greedy clusters refined by k-means, weighted by
 samples).
 
-On a small 3-D grid (24×22×20 voxels of 4 mm; a head-like object: random texture inside an
-ellipsoid of 0.8 of the half-extents, whose spectrum is flat: the signal is not concentrated near the k-space centre
-as in a real head; 8 loop coils placed as ``mrmotion simulate`` places them,
-:func:`~mrmotion.physics.coils.head_array`; linear 3-D Cartesian order), the k-space of a 300-state random walk of the
-head (steps of 0.8° and 0.5 mm per axis, s.d.), and a continuous motion (300 states interpolated linearly between 12
-key poses uniform in ±8° and ±8 mm per axis), simulated with caps of 8, 16, 32, 64 (the default) and 256 clusters
-against the same model with one weighting per state (no clustering, no truncation): relative error of all samples and
-the largest corner distance of a state from the pose its coils were evaluated at. For scale, the error of the
-approximation "coils move with the head" on the same motion. Then the same 64 clusters compressed into one group of
-low rank (the SVD of their coil weightings truncated at a relative singular value): its rank, i.e. how many NUFFTs
-over all samples it costs (the default planner evaluates 64 × 8 coil weightings, each over its cluster's samples
-only), and its error. Last, the simulation benchmark's own one-state-per-line motion on the MNI152 template at 6 mm
-(a real head's spectrum), the three placements side by side.
+On a small 3-D grid (24×22×20 voxels of 4 mm; a head-like object: random texture inside an ellipsoid of 0.8 of the half-
+extents, whose spectrum is flat: the signal is not concentrated near the k-space centre as in a real head; 8 loop coils
+placed as ``mrmotion simulate`` places them, :func:`~mrmotion.physics.coils.head_array`; linear 3-D Cartesian order),
+the k-space of a 300-state random walk of the head (steps of 0.8° and 0.5 mm per axis, s.d.), and a continuous motion
+(300 states interpolated linearly between 12 key poses uniform in ±8° and ±8 mm per axis), simulated with caps of 8, 16
+(the default since 2026-11-25), 32, 64 and 256 clusters against the same model with one weighting per state (no
+clustering, no truncation): relative error of all samples and the largest corner distance of a state from the pose its
+coils were evaluated at. For scale, the error of the approximation "coils move with the head" on the same motion. Then
+the same 64 clusters compressed into one group of low rank (the SVD of their coil weightings truncated at a relative
+singular value): its rank, i.e. how many NUFFTs over all samples it costs (the default planner evaluates 64 × 8 coil
+weightings, each over its cluster's samples only), and its error. Last, the simulation benchmark's own one-state-per-
+line motion on the MNI152 template at 6 mm (a real head's spectrum), the three placements side by side.
 
 Until 2026-11-24 the object filled the whole grid and the loops sat on a cylinder of 80 mm radius, which the grid's
 corners (76 mm from its centre) nearly touched: since the coil weightings are interpolated from nodes reaching beyond

@@ -539,8 +539,8 @@ def simulate(
         int | None,
         typer.Option(
             help="Exact coil model, 3-D or single-slice scans (not multi-slice): evaluate the coils at no more "
-            "than this many poses (default 64). Long motion costs about this many × coils full-grid FFTs: fewer is "
-            "faster and less accurate (README: coil clusters)."
+            "than this many poses (default 16), placed where the signal is. Long motion costs about this many × "
+            "coils full-grid FFTs: fewer is faster and less accurate (README: coil clusters)."
         ),
     ] = None,
 ) -> None:

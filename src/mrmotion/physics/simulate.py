@@ -174,7 +174,7 @@ def simulate(
     history). ``coils`` is any object with ``count`` and ``sensitivities(points)`` (scanner frame), or None for
     one uniform coil. ``max_coil_clusters``: for the exact coil model of a 3-D or single-slice scan, at most this
     many poses at which the coils are evaluated (:class:`~mrmotion.physics.encoding.MotionEncoding`'s
-    ``max_clusters``; default 64); multi-slice scans cluster slice planes instead and ignore it.
+    ``max_clusters``; default 16); multi-slice scans cluster slice planes instead and ignore it.
     """
     array = check_image(image)
     if array.shape != grid.shape:
