@@ -37,8 +37,11 @@ if TYPE_CHECKING:
 #: A NUFFT's cost that does not depend on its points (the oversampled FFT), in units of the cost of one sample
 #: point times the number of voxels. Only the choice of groups depends on it. 0.4 (finufft at eps 1e-4, spreading
 #: on a 1-mm head) chose one group of rank 85 for one state per line of the 1-mm benchmark (63 clusters, 127 s);
-#: 0.3 chooses the 63 groups of rank 8 (88 s).
-FFT_COST = 0.3
+#: 0.3 chose the 63 groups of rank 8 (88 s). With the FFTs planned by FFTW_MEASURE (nufft.fft_planning) and 64 coil
+#: poses placed by signal energy (many close poses), 0.3 merged them into 22 groups of rank 381 in all, which
+#: spread each sample 21.7 times on average: 35.1 s, against 29.9 s for the 64 groups of rank 8 (8 spreads per
+#: sample). Fitted to those two and to 2 states against one (16 and 8 FFTs, 0.06 s each): 0.13.
+FFT_COST = 0.13
 #: Group tolerances tried by :func:`plan_groups` (mm, largest corner displacement from the group's first pose);
 #: 0 = each cluster alone, inf = all clusters together.
 GROUP_TOLERANCES_MM = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, np.inf)
