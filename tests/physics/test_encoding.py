@@ -663,3 +663,34 @@ def test_k_in_another_frame_equals_k_rotated_to_the_scanner():
     assert np.abs(given.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
     with pytest.raises(MrMotionError, match="k_frame"):
         MotionEncoding(grid, k, times, motion, coils, k_frame=np.eye(4))
+
+
+def test_fit_clusters_and_expected_energy_bad_inputs():
+    rng = np.random.default_rng(3)
+    grid = oblique_grid((6, 6, 6), rng)
+    transforms, start = _walk(rng, 20), np.zeros(20, dtype=int)
+    for weights, count, starts, message in (
+        (np.ones(19), 4, [start], "20 finite weights"),
+        (np.r_[np.nan, np.ones(19)], 4, [start], "finite weights"),
+        (-np.ones(20), 4, [start], "≥ 0"),
+        (np.ones(20), 0, [start], "whole number ≥ 1"),
+        (np.ones(20), 2.5, [start], "whole number ≥ 1"),
+        (np.ones(20), 4, [np.full(20, 4)], "< 4 clusters"),
+        (np.ones(20), 4, [start[:5]], "label the 20 states"),
+    ):
+        with pytest.raises(MrMotionError, match=message):
+            coil_weighting.fit_clusters(grid, transforms, weights, count, starts)
+    image, k = rng.normal(size=grid.shape), rng.normal(size=(10, 3))
+    for bad_image, bad_k, message in (
+        (image[:5], k, "does not match its grid"),
+        (np.where(image > 1, np.nan, image), k, "NaN"),
+        (image, k[:, :2], r"\(M, 3\)"),
+        (image, np.r_[k[:9], [[np.inf, 0, 0]]], "finite"),
+    ):
+        with pytest.raises(MrMotionError, match=message):
+            coil_weighting.expected_energy(bad_image, grid, bad_k)
+    # all-zero weights are allowed (every state as likely a seed), and a constant image has all its energy at k = 0
+    labels, poses = coil_weighting.fit_clusters(grid, transforms, np.zeros(20), 4, [start])
+    assert len(poses) <= 4 and labels.shape == (20,)
+    flat = coil_weighting.expected_energy(np.ones(grid.shape), grid, np.array([[0.0, 0, 0], [1.0, 0, 0]]))
+    assert flat[0] > 0 and flat[1] == 0

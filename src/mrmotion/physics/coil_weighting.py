@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.fft
 
+from mrmotion.errors import MrMotionError
 from mrmotion.geometry.transforms import FloatArray, apply
 from mrmotion.physics.nufft import THREADS
 
@@ -234,6 +235,13 @@ def fit_clusters(
     as accurate as 64 placed by the number of samples. The greedy start keeps the result at least as good as
     before by this cost when the weights are even (k-means++ alone then did worse in a scratch test).
     """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(transforms),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise MrMotionError(f"fit_clusters: expected {len(transforms)} finite weights ≥ 0, got shape {weights.shape}")
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise MrMotionError(f"fit_clusters: the number of clusters must be a whole number ≥ 1, got {count!r}")
+    if any(np.shape(start) != (len(transforms),) or (len(start) and np.max(start) >= count) for start in starts):
+        raise MrMotionError(f"fit_clusters: each start must label the {len(transforms)} states with < {count} clusters")
     rng = np.random.default_rng(seed)
     candidates = [*starts, *(seeded_labels(grid, transforms, weights, count, rng) for _ in range(SEEDINGS))]
     best, best_cost = None, np.inf
@@ -261,6 +269,13 @@ def expected_energy(image: np.ndarray, grid: ImageGrid, k: np.ndarray, shells: i
     beyond its highest frequency get the outermost shell's.
     """
     image = np.asarray(image)
+    k = np.asarray(k, dtype=np.float64)
+    if image.shape != tuple(grid.shape):
+        raise MrMotionError(f"expected_energy: image shape {image.shape} does not match its grid {grid.shape}")
+    if not np.all(np.isfinite(image)):
+        raise MrMotionError("expected_energy: the image has NaN or infinite values")
+    if k.ndim != 2 or k.shape[1] != 3 or not np.all(np.isfinite(k)):
+        raise MrMotionError(f"expected_energy: k must be finite (M, 3) in rad/mm, got shape {k.shape}")
     dims = image.ndim
     # block averages of `factor`³ voxels for large images (their lowest frequencies, where the energy is)
     factor = max(1, int(np.ceil((image.size / SPECTRUM_VOXELS) ** (1 / dims))))
@@ -288,7 +303,6 @@ def expected_energy(image: np.ndarray, grid: ImageGrid, k: np.ndarray, shells: i
     filled = counts > 0
     mean = np.bincount(shell, weights=power.ravel(), minlength=shells)[filled] / counts[filled]
     centres = (np.arange(shells) + 0.5)[filled] * width
-    k = np.asarray(k, dtype=np.float64)
     sample_radius = np.sqrt(np.einsum("mi,mi->m", k, k))  # (np.linalg.norm: 4× slower on 10⁷ samples)
     return np.interp(sample_radius, centres, mean)
 
