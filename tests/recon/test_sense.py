@@ -109,6 +109,10 @@ def test_exact_coil_model_continues_from_the_moving_model_and_improves_on_it(sca
         sense_reconstruction(data.data[:, :-5], sampling, data.scanner_from_logical, maps, motion)
     with pytest.raises(MrMotionError, match="k-space data"):
         sense_reconstruction(data.data[0], sampling, data.scanner_from_logical, maps, motion)
+    corrupt = data.data.copy()
+    corrupt[0, 3] = np.nan
+    with pytest.raises(MrMotionError, match="NaN or infinite"):
+        sense_reconstruction(corrupt, sampling, data.scanner_from_logical, maps, motion)
     with pytest.raises(MrMotionError, match="exact_iterations"):
         sense_reconstruction(data.data, sampling, data.scanner_from_logical, maps, motion, exact_iterations=-1)
 

@@ -35,13 +35,14 @@ from mrmotion.physics.nufft import THREADS
 if TYPE_CHECKING:
     from mrmotion.physics.encoding import ImageGrid
 
-#: A NUFFT's cost that does not depend on its points (the oversampled FFT), in units of the cost of one sample
-#: point times the number of voxels. Only the choice of groups depends on it. 0.4 (finufft at eps 1e-4, spreading
-#: on a 1-mm head) chose one group of rank 85 for one state per line of the 1-mm benchmark (63 clusters, 127 s);
-#: 0.3 chose the 63 groups of rank 8 (88 s). With the FFTs planned by FFTW_MEASURE (nufft.fft_planning) and 64 coil
-#: poses placed by signal energy (many close poses), 0.3 merged them into 22 groups of rank 381 in all, which
-#: spread each sample 21.7 times on average: 35.1 s, against 29.9 s for the 64 groups of rank 8 (8 spreads per
-#: sample). Fitted to those two and to 2 states against one (16 and 8 FFTs, 0.06 s each): 0.13.
+#: A NUFFT's cost that does not depend on its points (the oversampled FFT), in units of the cost of one sample point
+#: times the number of voxels. Only the choice of groups depends on it. 0.4 (finufft at eps 1e-4, spreading on a 1-mm
+#: head) chose one group of rank 85 for one state per line of the 1-mm benchmark (63 clusters, 127 s); 0.3 chose the 63
+#: groups of rank 8 (88 s). With the FFTs planned by FFTW_MEASURE (nufft.fft_planning) and 64 coil poses placed by
+#: signal energy (many close poses), 0.3 merged them into 22 groups of rank 381 in all, which spread each sample 21.7
+#: times on average: 35.1 s, against 29.9 s for the 64 groups of rank 8 (8 spreads per sample; scratch timings of one
+#: forward operator, the benchmark's ≤ 64-pose row shows the effect). Fitted to those two and to 2 states against one
+#: (16 and 8 FFTs, 0.06 s each): 0.13.
 FFT_COST = 0.13
 #: Group tolerances tried by :func:`plan_groups` (mm, largest corner displacement from the group's first pose);
 #: 0 = each cluster alone, inf = all clusters together.
@@ -148,7 +149,7 @@ def refine_clusters(
     iterations: int = REFINE_ITERATIONS,
 ) -> tuple[np.ndarray, FloatArray]:
     """Lloyd's k-means on the moved FOV corners, from the clusters ``labels`` (T,), each state weighted by
-    ``weights`` (its number of samples); returns ``(labels (T,), poses (K, 4, 4))``.
+    ``weights`` (its number of samples, or their signal energy); returns ``(labels (T,), poses (K, 4, 4))``.
 
     The greedy clusters of :func:`cluster_states` are balls of one radius grown in time order; when a cap on their
     number forces a radius of millimetres, moving each state to the cluster whose mean it is nearest (mean squared
@@ -226,13 +227,13 @@ def fit_clusters(
 ) -> tuple[np.ndarray, FloatArray]:
     """At most ``count`` clusters of the states for a cap on coil poses: ``(labels (T,), poses (K, 4, 4))``.
 
-    Each start (``starts``: labels, e.g. the greedy clusters of :func:`cluster_states` at the tolerance that fits
-    the cap) and :data:`SEEDINGS` k-means++ seedings (:func:`seeded_labels`, seeded with ``seed``: the result is
+    Each start (``starts``: labels, e.g. the greedy clusters of :func:`cluster_states` at the tolerance that fits the
+    cap) and :data:`SEEDINGS` k-means++ seedings (:func:`seeded_labels`, seeded with ``seed``: the result is
     reproducible) are refined by :func:`refine_clusters`, each state weighted by ``weights``, and the clustering of
-    least :func:`cluster_cost` is kept. With ``weights`` the signal energy of each state's samples, this puts the
-    poses where a coil error costs most: on the simulation benchmark's one-state-per-line motion (MNI152 at 6 mm,
-    ``benchmarks/coil_cluster_error.py``), 96% of the energy is in 10% of the states and 8 poses so placed are about
-    as accurate as 64 placed by the number of samples. The greedy start keeps the result at least as good as
+    least :func:`cluster_cost` is kept. With ``weights`` the signal energy of each state's samples, this puts the poses
+    where a coil error costs most: on the simulation benchmark's one-state-per-line motion (MNI152 at 6 mm), 96% of the
+    energy is in 10% of the states (a scratch count) and 8 poses so placed are about as accurate as 64 placed by the
+    number of samples (``benchmarks/coil_cluster_error.py``). The greedy start keeps the result at least as good as
     before by this cost when the weights are even (k-means++ alone then did worse in a scratch test).
     """
     weights = np.asarray(weights, dtype=np.float64)
@@ -264,9 +265,9 @@ def expected_energy(image: np.ndarray, grid: ImageGrid, k: np.ndarray, shells: i
 
     An estimate of each sample's signal energy before the simulation (for :func:`fit_clusters`): the shells are
     rotation-invariant, so the moved object's energy at k is about the still one's at the same ``|k|`` (on the
-    coil-cluster benchmark the weights per state so estimated correlate 0.98 with the simulated energies and place
-    the same poses). One FFT of the image (block-averaged to at most :data:`SPECTRUM_VOXELS` voxels); samples
-    beyond its highest frequency get the outermost shell's.
+    coil-cluster benchmark's line motion, a scratch comparison: the weights per state so estimated correlate 0.98 with
+    the simulated energies and give the same k-space errors). One FFT of the image (block-averaged to at most
+    :data:`SPECTRUM_VOXELS` voxels); samples beyond its highest frequency get the outermost shell's.
     """
     image = np.asarray(image)
     k = np.asarray(k, dtype=np.float64)

@@ -146,7 +146,8 @@ class MotionEncoding:
         and the clusters are then fitted by k-means, each state weighted by its samples' ``sample_energy``
         (:func:`~mrmotion.physics.coil_weighting.fit_clusters`). After construction, ``coil_pose_distance_mm`` is
         the largest FOV-corner distance between a state and the pose its coils were evaluated at (0 for one pose)
-        and ``coil_pose_rms_mm`` the root mean square of those distances, each state weighted as in the fit.
+        and ``coil_pose_rms_mm`` the root mean square of those distances, each state weighted by its samples'
+        ``sample_energy`` when given, else by their number.
     max_clusters : at most this many poses at which the coils are evaluated (default :data:`MAX_CLUSTERS`): the
         exact model's cost for long motion is about ``max_clusters × coils`` full-grid FFTs; fewer is faster and
         less accurate (``benchmarks/coil_cluster_error.py``).

@@ -113,6 +113,8 @@ def sense_reconstruction(
     samples = len(sampling.k_logical)
     if np.ndim(data) != 2 or np.shape(data)[1] != samples:
         raise MrMotionError(f"k-space data: expected (coils, {samples}) samples, got shape {np.shape(data)}")
+    if not np.all(np.isfinite(data)):  # before the operators are built (cg_sense would say so after)
+        raise MrMotionError("k-space data contain NaN or infinite values")
     grid = acquisition_grid(sampling, scanner_from_logical)
     if exact_iterations is None:
         exact_iterations = default_exact_iterations(grid, iterations)
@@ -130,7 +132,7 @@ def sense_reconstruction(
         "coarse_axes": coarse_axes(grid, COARSE_SPACING_MM, box),
     }
     # the measured energy of each sample places capped coil poses where the signal is
-    energy = np.sum(np.abs(data) ** 2, axis=0) if np.all(np.isfinite(data)) else None
+    energy = np.sum(np.abs(data) ** 2, axis=0)
     operator = MotionEncoding(
         region, k_logical, sampling.time_s, motion, coils, coil_model, sample_energy=energy, **settings
     )
