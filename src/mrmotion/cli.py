@@ -214,6 +214,13 @@ def pose_command(
             "bfloat16 (about 1.3x faster on such CPUs, poses within a few tenths of a degree) or float32 (as trained)."
         ),
     ] = "auto",
+    passes: Annotated[
+        int,
+        typer.Option(
+            help="Region cubes averaged for a confident pose, 1-5: the others are shifted by half a voxel, and "
+            "their rotations averaged when they agree (more accurate; each pass costs about as much as the first)."
+        ),
+    ] = 1,
 ) -> None:
     """Head pose (6-DoF) from a 3-D volume: scanner_from_head with a confidence.
 
@@ -257,14 +264,14 @@ def pose_command(
                     named = result.error.startswith(f"{result.volume}: ")
                     bar.print(f"{'' if named else result.volume.name + ': '}[red]{result.error}[/]")
 
-            results = pose_folder(volume, output, progress=step, precision=precision)
+            results = pose_folder(volume, output, progress=step, precision=precision, passes=passes)
         failed = [r for r in results if r.error]
         console.print(f"wrote {len(results) - len(failed)} pose file(s) to {output}")
         if failed:
             errors.print(f"[bold red]error:[/] {len(failed)} volume(s) without a pose (listed above)")
             raise typer.Exit(code=2)
     else:
-        result = pose_file(volume, output, precision=precision)
+        result = pose_file(volume, output, precision=precision, passes=passes)
         console.print(describe(result))
         console.print(f"wrote {output}")
 

@@ -348,3 +348,17 @@ def test_train_pose_runs_resumes_and_extends(tmp_path):
     assert config["stage"] == "regions" and config["steps"] == 3 and config["t2_share"] == 1
     card = (tmp_path / "pose_card.md").read_text()
     assert "pose_regions.safetensors" in card and "3 × 8" in card and "not trained yet" in card
+
+
+def test_pose_passes_option(atlas_volume, tmp_path):
+    volume, truth = atlas_volume
+    output = tmp_path / "pose.json"
+    result = invoke("pose", volume, "-o", output, "--passes", "2")
+    assert result.exit_code == 0, result.output
+    record = read_transform(output, require_rigid=True)
+    assert record.extra["passes"] in (1, 2)
+    for bad in ("0", "6"):
+        refused = tmp_path / f"refused{bad}.json"
+        result = invoke("pose", volume, "-o", refused, "--passes", bad)
+        assert result.exit_code == 2 and "passes must be a whole number from 1 to 5" in result.output
+        assert not refused.exists()

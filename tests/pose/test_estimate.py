@@ -422,3 +422,82 @@ def test_a_turned_volume_whose_zero_edge_misled_the_localiser_keeps_its_pose(hel
     assert not first.details["field_of_view_extended"]
     assert first.confidence < 0.5
     assert geodesic_deg(first.scanner_from_head, motion @ pose) > 30
+
+
+def test_passes_average_the_rotations_of_shifted_cubes_that_agree(monkeypatch):
+    """passes > 1: the brain's region cube is cut again, shifted by half a cube voxel along the tetrahedral directions
+    (in the volume's axes); the rotations of confident passes within PASS_AGREEMENT_DEG of the first are averaged,
+    the others (confident but far off, doubtful, or without regions) left out; centre and confidence stay the first's.
+    """
+    from types import SimpleNamespace
+
+    from mrmotion.geometry.parameters import transform_from_rotvec
+
+    first_pose = np.eye(4)
+    first_pose[:3, :3] = synth.random_rotation(np.random.default_rng(4))
+    first_pose[:3, 3] = [5.0, -3.0, 2.0]
+    first = estimate_module.PoseEstimate(
+        first_pose, 0.9, 80.0, 250.0, {"centre_localiser_mm": [4.0, -2.0, 1.0], "localiser_probability": 0.95}
+    )
+    turn = transform_from_rotvec(np.radians([0.0, 0.0, 4.0]))  # 4° about the head's superior axis
+    offsets = {  # what each shifted pass gives: (pose, confidence), or an error
+        0: (first_pose @ turn, 0.8),
+        1: (first_pose @ transform_from_rotvec(np.radians([90.0, 0.0, 0.0])), 0.95),  # confident, far off
+        2: (first_pose @ turn, 0.2),  # agrees, but doubtful
+        3: None,  # no regions in this cube
+    }
+    centres = []
+
+    def shifted_pass(model, data, scanner_from_voxel, axes, found):
+        centres.append(found["centre"])
+        assert found["size"] == 80.0 and found["probability"] == 0.95 and found["volume_ml"] == 250.0
+        given = offsets[len(centres) - 1]
+        if given is None:
+            raise MrMotionError("no brain regions found in the cube around the brain")
+        return estimate_module.PoseEstimate(given[0], given[1], 80.0, 250.0, {})
+
+    monkeypatch.setattr(estimate_module, "_pose_of_brain", shifted_pass)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[:3, :3] = synth.random_rotation(np.random.default_rng(5)) * 3.0
+    model = SimpleNamespace(passes=5, size=32)
+    averaged = estimate_module._averaged_over_shifts(model, np.zeros((4, 4, 4)), affine, first)
+    voxel = 80.0 / synth.BRAIN_SHARE_OF_CUBE / 32
+    axes = affine[:3, :3] / 3.0
+    expected = [np.array([4.0, -2.0, 1.0]) + axes @ (0.5 * voxel * d) for d in estimate_module.SHIFT_DIRECTIONS]
+    assert np.allclose(centres, expected)
+    # the chordal mean of the first and the one agreeing confident pass: half-way, 2° about the same axis
+    assert geodesic_deg(averaged.scanner_from_head, first_pose @ transform_from_rotvec(np.radians([0, 0, 2.0]))) < 1e-6
+    assert np.allclose(averaged.scanner_from_head[:3, 3], first_pose[:3, 3])
+    assert averaged.confidence == 0.9 and averaged.details["passes"] == 2
+    assert averaged.details["centre_localiser_mm"] == [4.0, -2.0, 1.0]
+    assert first.details == {"centre_localiser_mm": [4.0, -2.0, 1.0], "localiser_probability": 0.95}  # not changed
+    # fewer passes: fewer shifted cubes
+    centres.clear()
+    estimate_module._averaged_over_shifts(SimpleNamespace(passes=2, size=32), np.zeros((4, 4, 4)), affine, first)
+    assert len(centres) == 1
+
+
+def test_passes_on_a_held_out_atlas(held_out_volume):
+    """With the shipped networks: 3 passes give a proper rotation near the single pass's, the same centre and
+    confidence, and say how many passes were averaged; a single pass does not run the others."""
+    from dataclasses import replace
+
+    image, grid, _ = held_out_volume
+    shipped = PoseModel.load()
+    one = estimate_pose(image, grid, shipped)
+    three = estimate_pose(image, grid, replace(shipped, passes=3))
+    assert "passes" not in one.details
+    assert 1 <= three.details["passes"] <= 3
+    assert geodesic_deg(one.scanner_from_head, three.scanner_from_head) <= estimate_module.PASS_AGREEMENT_DEG
+    assert np.allclose(one.scanner_from_head[:3, 3], three.scanner_from_head[:3, 3])
+    assert three.confidence == one.confidence
+    rotation = three.scanner_from_head[:3, :3]
+    assert np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-9) and np.isclose(np.linalg.det(rotation), 1)
+
+
+@pytest.mark.parametrize("passes", [0, 6, 2.5, True, "3"])
+def test_bad_passes_are_refused(passes):
+    from dataclasses import replace
+
+    with pytest.raises(MrMotionError, match="passes must be a whole number from 1 to 5"):
+        replace(PoseModel.load(), passes=passes)

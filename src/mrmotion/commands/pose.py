@@ -38,31 +38,34 @@ class PoseResult:
     error: str | None = None
 
 
-def _model(model=None, precision: str = "auto"):
-    """``model``, or the shipped one in ``precision`` (loaded once per process; about 0.5 s the first time)."""
+def _model(model=None, precision: str = "auto", passes: int = 1):
+    """``model``, or the shipped one in ``precision`` with ``passes`` (loaded once per process; about 0.5 s the
+    first time)."""
     from dataclasses import replace
 
     from mrmotion.pose.estimate import default_model
 
-    return model if model is not None else replace(default_model(), precision=precision)
+    return model if model is not None else replace(default_model(), precision=precision, passes=passes)
 
 
-def pose_file(volume: Path, output: Path, model=None, precision: str = "auto") -> PoseResult:
+def pose_file(volume: Path, output: Path, model=None, precision: str = "auto", passes: int = 1) -> PoseResult:
     """Estimate the head pose of one NIfTI volume and write it as transform JSON (head → scanner, LPS mm).
 
-    ``model``: a :class:`~mrmotion.pose.estimate.PoseModel`; None: the shipped one in ``precision``, loaded only
-    after the output, the file and its voxels have passed their checks (a bad input fails at once)."""
-    from mrmotion.pose.estimate import check_volume, estimate_pose
+    ``model``: a :class:`~mrmotion.pose.estimate.PoseModel`; None: the shipped one in ``precision`` averaging
+    ``passes`` region cubes (:attr:`~mrmotion.pose.estimate.PoseModel.passes`), loaded only after the output, the
+    file and its voxels have passed their checks (a bad input fails at once)."""
+    from mrmotion.pose.estimate import check_passes, check_volume, estimate_pose
     from mrmotion.pose.networks import resolved_precision
 
     resolved_precision(precision)
+    check_passes(passes)
     check_output(output, [volume])
     if output.suffix.lower() != ".json":
         raise OutputFileError(f"output {output}: expected a .json file name")
     image = read_image(volume, allow_2d=False)
     try:
         check_volume(image.data, image.scanner_from_voxel)
-        estimate = estimate_pose(image.data, image.scanner_from_voxel, _model(model, precision))
+        estimate = estimate_pose(image.data, image.scanner_from_voxel, _model(model, precision, passes))
     except MrMotionError as error:
         raise InputFileError(volume, str(error)) from None
     write_transform(
@@ -77,6 +80,7 @@ def pose_file(volume: Path, output: Path, model=None, precision: str = "auto") -
         orientation_validated=bool(estimate.details.get("orientation_validated", True)),
         precision=estimate.details.get("precision"),
         field_of_view_extended=bool(estimate.details.get("field_of_view_extended", False)),
+        passes=int(estimate.details.get("passes", 1)),
     )
     return PoseResult(volume, output, estimate)
 
@@ -87,17 +91,20 @@ def pose_folder(
     model=None,
     progress: Callable[[int, int, PoseResult | None], None] | None = None,
     precision: str = "auto",
+    passes: int = 1,
 ) -> list[PoseResult]:
-    """Pose of every NIfTI volume in ``folder``, written to ``output_folder/<name>.json`` (``model`` and
-    ``precision`` as in :func:`pose_file`).
+    """Pose of every NIfTI volume in ``folder``, written to ``output_folder/<name>.json`` (``model``,
+    ``precision`` and ``passes`` as in :func:`pose_file`).
 
     A volume that cannot be read or holds no brain is reported in its result (``error``) and the others go on.
     ``progress(done, total, result)`` is called once the folder is checked (0 volumes done, result None) and after
     each volume with its result.
     """
+    from mrmotion.pose.estimate import check_passes
     from mrmotion.pose.networks import resolved_precision
 
     resolved_precision(precision)
+    check_passes(passes)
     if not folder.is_dir():
         raise InputFileError(folder, "not a folder")
     volumes = sorted(p for p in folder.iterdir() if p.is_file() and _is_nifti(p))
@@ -114,7 +121,7 @@ def pose_folder(
     for index, volume in enumerate(volumes):
         output = output_folder / f"{_stem(volume)}.json"
         try:
-            result = pose_file(volume, output, model, precision)
+            result = pose_file(volume, output, model, precision, passes)
         except MrMotionError as error:
             result = PoseResult(volume, None, None, str(error))
         results.append(result)
