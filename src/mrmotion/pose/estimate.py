@@ -131,9 +131,10 @@ GROUPS = {"equivariant": "klein", "cnn": "identity"}
 #: ``PoseModel.passes`` > 1: a confident pose is estimated again on region cubes shifted by half a cube voxel toward
 #: these corners of a regular tetrahedron (along the volume's axes), in this order, and the rotations of the passes
 #: that agree are averaged (:func:`_averaged_over_shifts`). Shifting by less than a voxel keeps the cube's axes, and
-#: hence the scan's thick slices, where they were and changes only where the grid samples the head: on 60 turned
-#: scouts of the held-out atlases (a scratch test, 2026-11-25; ``benchmarks/pose.py --passes`` measures it) the
-#: median error fell from 3.5° to 2.7° and pose(R·x) vs R·pose(x) from 3.8° to 2.9° with 5 passes.
+#: hence the scan's thick slices, where they were and changes only where the grid samples the head. With 5 passes
+#: (``benchmarks/pose.py --passes 5``, results/pose_passes5.txt) the held-out median went from 3.5° to 3.3°, the
+#: p95 from 10.1° to 9.4°, pose(R·x) vs R·pose(x) from 3.5° to 3.0° (head re-rendered) and from 3.8° to 2.9°
+#: (voxels turned), at about 3 times the time per volume.
 SHIFT_DIRECTIONS = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=np.float64)
 MAX_PASSES = 1 + len(SHIFT_DIRECTIONS)
 #: a shifted pass joins the average only if it is confident and its rotation is within this angle (degrees) of the
