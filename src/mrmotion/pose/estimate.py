@@ -134,7 +134,7 @@ GROUPS = {"equivariant": "klein", "cnn": "identity"}
 #: hence the scan's thick slices, where they were and changes only where the grid samples the head. With 5 passes
 #: (``benchmarks/pose.py --passes 5``, results/pose_passes5.txt) the held-out median went from 3.5° to 3.3°, the
 #: p95 from 10.1° to 9.4°, pose(R·x) vs R·pose(x) from 3.5° to 3.0° (head re-rendered) and from 3.8° to 2.9°
-#: (voxels turned), at about 3 times the time per volume.
+#: (voxels turned), at about 3 times the time per volume; 3 passes did as well (``--passes 3``, pose_passes3.txt).
 SHIFT_DIRECTIONS = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=np.float64)
 MAX_PASSES = 1 + len(SHIFT_DIRECTIONS)
 #: a shifted pass joins the average only if it is confident and its rotation is within this angle (degrees) of the
