@@ -133,9 +133,11 @@ def test_many_nufft_calls_on_a_large_grid_plan_the_ffts_by_measuring_and_stay_ex
     reference = brute_force(grid, rho, k, times, motion, coils)
     assert np.abs(operator.forward(rho) - reference).max() <= 1e-9 * np.abs(reference).max()
     assert operator._pair._options["fftw"] == nufft.FFTW_FLAGS["measure"]
+    assert operator._planned_ahead  # 5 states × 3 coils (2 per call: 4 images each) predicted ≥ 4 images
     single = MotionEncoding(grid, k, times, motion, None, eps=1e-12)
     single.forward(rho)
     assert single._pair._options["fftw"] == nufft.FFTW_FLAGS["estimate"]
+    assert not single._planned_ahead
 
 
 def away_and_back(rng, back_mm: float):

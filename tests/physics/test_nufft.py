@@ -57,6 +57,25 @@ def test_fft_planning_measures_only_large_grids_transformed_often():
     assert fft_planning(nufft.MEASURE_VOXELS, many) == "estimate"  # small grids: the tests, 2-D slices
 
 
+def test_a_pair_planned_while_plans_are_made_ahead_gives_the_same_transform():
+    """plan_ahead measures FFTW plans in a background thread; a pair planned (by measuring) at the same time waits
+    for finufft's planning lock and transforms exactly as a pair planned by estimate."""
+    rng = np.random.default_rng()
+    shape = (24, 20, 18)
+    image = rng.standard_normal((2, *shape)) + 1j * rng.standard_normal((2, *shape))
+    kappa = rng.uniform(-np.pi, np.pi, (300, 3))
+    thread = nufft.plan_ahead(shape, 2, 1e-10, np.complex128, kinds=(2, 1))
+    measured = NufftPair(shape, kappa, 2, eps=1e-10, fft_planning="measure")
+    samples = measured.forward(image)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    estimated = NufftPair(shape, kappa, 2, eps=1e-10)
+    assert np.abs(samples - estimated.forward(image)).max() <= 1e-9 * np.abs(samples).max()
+    back = rng.standard_normal((2, 300)) + 1j * rng.standard_normal((2, 300))
+    reference = estimated.adjoint(back)
+    assert np.abs(measured.adjoint(back) - reference).max() <= 1e-9 * np.abs(reference).max()
+
+
 def test_set_points_moves_both_transforms():
     """One pair of plans moved from points to points (how the operator visits its groups) gives what fresh plans do."""
     rng = np.random.default_rng()

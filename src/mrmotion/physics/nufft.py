@@ -18,6 +18,7 @@ the point sorting once. ``n_trans`` images are transformed per call (e.g. all co
 from __future__ import annotations
 
 import os
+import threading
 
 import finufft
 import numpy as np
@@ -56,6 +57,37 @@ def fft_planning(voxels: int, images: int) -> str:
     planning; else ``"estimate"``. Measured plans depend on timings, so two processes may round differently (to the
     precision's last digits)."""
     return "measure" if voxels > MEASURE_VOXELS and images >= MEASURE_IMAGES else "estimate"
+
+
+def plan_ahead(
+    shape: tuple[int, ...], n_trans: int, eps: float, dtype: type, kinds: tuple[int, ...] = (2,)
+) -> threading.Thread:
+    """Start making FFTW's measured plans for :class:`NufftPair` transforms of these sizes in a background thread.
+
+    FFTW_MEASURE planning of a 1-mm head's oversampled grid takes ~2 s; FFTW keeps what it found for the rest of
+    the process, so a :class:`NufftPair` created later with ``fft_planning="measure"`` and the same shape, precision,
+    kinds and batch plans in no time. Started before an operator's set-up (clustering, coil fields, k-space
+    coordinates: mostly one core), the planning runs on the other. finufft serialises its own FFTW planning with
+    a lock, so a pair planned while this runs waits for it and then finds its plans. Returns the (started)
+    thread."""
+    options, sizes, real = _options(eps, "measure"), tuple(int(n) for n in shape), np.dtype(dtype).name
+
+    def make() -> None:
+        for kind in kinds:
+            finufft.Plan(kind, sizes, int(n_trans), eps, isign=_ISIGN[kind], dtype=real, **options)
+
+    thread = threading.Thread(target=make, name="mrmotion-fft-planning", daemon=True)
+    thread.start()
+    return thread
+
+
+#: finufft's exponent sign for each NUFFT type, in the project's convention (module docstring)
+_ISIGN = {2: -1, 1: +1}
+
+
+def _options(eps: float, fft_planning: str) -> dict:
+    """finufft's options for a :class:`NufftPair` (threads, mode order, oversampling, FFTW planning)."""
+    return {"nthreads": THREADS, "modeord": 0, "upsampfac": upsampling(eps), "fftw": FFTW_FLAGS[fft_planning]}
 
 
 def upsampling(eps: float) -> float:
@@ -113,12 +145,7 @@ class NufftPair:
             raise MrMotionError(f"NUFFT grid must be 2-D or 3-D with positive sizes, got {shape}")
         self.dtype = np.dtype(dtype)
         self.n_trans = int(n_trans)
-        self._options = {
-            "nthreads": THREADS,
-            "modeord": 0,
-            "upsampfac": upsampling(eps),
-            "fftw": FFTW_FLAGS[fft_planning],
-        }
+        self._options = _options(eps, fft_planning)
         self._eps = eps
         self._plans: dict[int, finufft.Plan] = {}
         self._plans_in_order = False  # whether the type-2 plan was made without sorting (see _plan)
@@ -140,7 +167,6 @@ class NufftPair:
         """The type-2 (forward) or type-1 (adjoint) plan, made on first use: a simulation needs only the forward
         one, and each plan sorts the points (a fifth of a 1-mm transform's time)."""
         if kind not in self._plans:
-            isign = -1 if kind == 2 else +1
             options = dict(self._options)
             if kind == 2:
                 # Interpolating at points that arrive in k-space order (Cartesian lines, spokes) needs no sort:
@@ -150,7 +176,7 @@ class NufftPair:
                 if self._in_order:
                     options["spread_sort"] = 0
             plan = finufft.Plan(
-                kind, self.shape, self.n_trans, self._eps, isign=isign, dtype=self.dtype.name, **options
+                kind, self.shape, self.n_trans, self._eps, isign=_ISIGN[kind], dtype=self.dtype.name, **options
             )
             plan.setpts(*self._columns)
             self._plans[kind] = plan
