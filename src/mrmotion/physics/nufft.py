@@ -73,8 +73,11 @@ def plan_ahead(
     options, sizes, real = _options(eps, "measure"), tuple(int(n) for n in shape), np.dtype(dtype).name
 
     def make() -> None:
-        for kind in kinds:
-            finufft.Plan(kind, sizes, int(n_trans), eps, isign=_ISIGN[kind], dtype=real, **options)
+        try:
+            for kind in kinds:
+                finufft.Plan(kind, sizes, int(n_trans), eps, isign=_ISIGN[kind], dtype=real, **options)
+        except Exception:  # nothing is lost: the pair that needs the plan makes it, and raises there
+            return
 
     thread = threading.Thread(target=make, name="mrmotion-fft-planning", daemon=True)
     thread.start()

@@ -178,11 +178,9 @@ class TemplateScore:
         keep = brain.sum(dim=0) > BRAIN_PROBABILITY_FLOOR
         self.probability = brain[:, keep]  # (R, M)
         size = template.shape[-1]
-        voxel_mm = (brain_size_mm / synth.BRAIN_SHARE_OF_CUBE) / size
-        relative = points - np.asarray(centre)[:, None]
-        dither = np.random.default_rng(DITHER_SEED).uniform(-1.0, 1.0, points.shape) * (DITHER_VOXELS * voxel_mm)
-        self.points = torch.as_tensor(relative[:, keep.numpy()].astype(np.float32))
-        self._dithered_points = torch.as_tensor((relative + dither)[:, keep.numpy()].astype(np.float32))
+        self._voxel_mm = (brain_size_mm / synth.BRAIN_SHARE_OF_CUBE) / size
+        self._relative, self._keep = points - np.asarray(centre)[:, None], keep.numpy()
+        self.points = torch.as_tensor(self._relative[:, self._keep].astype(np.float32))
         self.template = template[None, 1:]  # the brain regions: the background is not scored
         self.scale = 2 / ((brain_size_mm / synth.BRAIN_SHARE_OF_CUBE) * (size - 1) / size)  # mm → [-1, 1]
         # Dice denominators: the probability cube of estimate_pose has the template's side and voxel count, so
@@ -191,8 +189,10 @@ class TemplateScore:
 
     def dithered(self) -> TemplateScore:
         """The same score with the template sampled at the dithered positions (:data:`DITHER_VOXELS`)."""
+        shape = self._relative.shape  # one offset per voxel of the cube, so a voxel's offset never depends on others
+        dither = np.random.default_rng(DITHER_SEED).uniform(-1.0, 1.0, shape) * (DITHER_VOXELS * self._voxel_mm)
         other = copy.copy(self)
-        other.points = self._dithered_points
+        other.points = torch.as_tensor((self._relative + dither)[:, self._keep].astype(np.float32))
         return other
 
     def __call__(self, rotation: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
