@@ -68,12 +68,18 @@ def test_a_pair_planned_while_plans_are_made_ahead_gives_the_same_transform():
     measured = NufftPair(shape, kappa, 2, eps=1e-10, fft_planning="measure")
     samples = measured.forward(image)
     thread.join(timeout=60)
-    assert not thread.is_alive()
+    assert not thread.is_alive() and thread.error is None
     estimated = NufftPair(shape, kappa, 2, eps=1e-10)
     assert np.abs(samples - estimated.forward(image)).max() <= 1e-9 * np.abs(samples).max()
     back = rng.standard_normal((2, 300)) + 1j * rng.standard_normal((2, 300))
     reference = estimated.adjoint(back)
     assert np.abs(measured.adjoint(back) - reference).max() <= 1e-9 * np.abs(reference).max()
+
+
+def test_planning_ahead_keeps_its_error_instead_of_raising_in_its_thread():
+    thread = nufft.plan_ahead((8, 8, 8), 2, 1e-6, np.complex64, kinds=(3,))  # no such kind for a pair
+    thread.join(timeout=60)
+    assert isinstance(thread.error, KeyError)
 
 
 def test_set_points_moves_both_transforms():

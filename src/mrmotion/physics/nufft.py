@@ -69,17 +69,19 @@ def plan_ahead(
     kinds and batch plans in no time. Started before an operator's set-up (clustering, coil fields, k-space
     coordinates: mostly one core), the planning runs on the other. finufft serialises its own FFTW planning with
     a lock, so a pair planned while this runs waits for it and then finds its plans. Returns the (started)
-    thread."""
+    thread; its ``error`` is the exception planning raised, if any (not raised: the pair that needs the plan makes
+    it, and raises there)."""
     options, sizes, real = _options(eps, "measure"), tuple(int(n) for n in shape), np.dtype(dtype).name
 
     def make() -> None:
         try:
             for kind in kinds:
                 finufft.Plan(kind, sizes, int(n_trans), eps, isign=_ISIGN[kind], dtype=real, **options)
-        except Exception:  # nothing is lost: the pair that needs the plan makes it, and raises there
-            return
+        except Exception as error:  # kept, not raised in a thread nobody joins
+            thread.error = error
 
     thread = threading.Thread(target=make, name="mrmotion-fft-planning", daemon=True)
+    thread.error = None
     thread.start()
     return thread
 

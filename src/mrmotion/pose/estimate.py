@@ -429,7 +429,7 @@ def _averaged_over_shifts(
         "probability": first.details["localiser_probability"],
         "volume_ml": first.brain_volume_ml,
     }
-    voxel_mm = float(np.clip(first.brain_size_mm, *PLAUSIBLE_SIZE_MM)) / synth.BRAIN_SHARE_OF_CUBE / model.size
+    voxel_mm = _region_cube_side_mm(first.brain_size_mm) / model.size
     rotations = [first.scanner_from_head[:3, :3]]
     for direction in SHIFT_DIRECTIONS[: model.passes - 1]:
         shifted = {**found, "centre": found["centre"] + axes @ (0.5 * voxel_mm * direction)}
@@ -514,13 +514,18 @@ def _most_confident_size(
     return best
 
 
+def _region_cube_side_mm(brain_size_mm: float) -> float:
+    """Side (mm) of the region cube cut for a brain of this size (clipped to :data:`PLAUSIBLE_SIZE_MM`)."""
+    return float(np.clip(brain_size_mm, *PLAUSIBLE_SIZE_MM)) / synth.BRAIN_SHARE_OF_CUBE
+
+
 def _pose_of_brain(
     model: PoseModel, data: np.ndarray, scanner_from_voxel: np.ndarray, axes: np.ndarray, found: dict
 ) -> PoseEstimate:
     """The pose of the brain at ``found`` (centre and size in mm, volume, the localiser's mean probability), from
     the region network on a cube cut for that size."""
     size = float(np.clip(found["size"], *PLAUSIBLE_SIZE_MM))
-    side = size / synth.BRAIN_SHARE_OF_CUBE
+    side = _region_cube_side_mm(size)
     cube, grid = resample_to_cube(data, scanner_from_voxel, found["centre"], side, model.size, axes)
     volume = _network_input(cube)
     with inference_precision(model.precision):

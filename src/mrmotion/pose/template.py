@@ -264,7 +264,7 @@ def refine_rotation(score: TemplateScore, rotation: np.ndarray) -> tuple[np.ndar
     with torch.no_grad():
         values = score(refined, shifts)
     best = int(torch.argmax(values))
-    found, shift, value = refined[best : best + 1], shifts[best : best + 1], float(values[best])
+    found, value = refined[best : best + 1], float(values[best])
     if DITHER_VOXELS > 0 and grid_angle_deg(found[0].double().numpy()) < GRID_SNAP_DEG:
         found, shift = _ascend(score.dithered(), found)
         with torch.no_grad():  # reported on the undithered score, as every other pose's (confidence ranges)
