@@ -667,6 +667,31 @@ def test_k_in_another_frame_equals_k_rotated_to_the_scanner():
         MotionEncoding(grid, k, times, motion, coils, k_frame=np.eye(4))
 
 
+def test_runs_of_close_states_are_merged_and_fitted_as_one():
+    """merge_runs: consecutive states within the tolerance of their run's first state, a new run at the first state
+    beyond it. fit_clusters on each state repeated four times: the clusters and poses of the states without copies
+    (weights summed)."""
+    rng = np.random.default_rng()
+    grid = oblique_grid((7, 6, 5), rng)
+    slow = _walk(rng, 400, step_deg=0.01, step_mm=0.01)
+    runs = coil_weighting.merge_runs(grid, slow, 0.1)
+    assert runs[0] == 0 and np.all(np.diff(runs) >= 0) and np.all(np.diff(runs) <= 1) and runs[-1] > 0
+    moved = coil_weighting._moved_corners(grid, slow)
+    firsts = np.searchsorted(runs, np.arange(runs[-1] + 1))
+    assert np.all(coil_weighting._largest_distance(moved, moved[firsts][runs]) <= 0.1)
+    assert np.all(coil_weighting._largest_distance(moved[firsts[1:]], moved[firsts[:-1]]) > 0.1)
+    base, weights = _walk(rng, 60), rng.random(60) ** 2
+    jittered = np.repeat(base, 4, axis=0)
+    jittered[:, :3, 3] += rng.uniform(-0.005, 0.005, size=(240, 3))
+    merged = coil_weighting.merge_runs(grid, jittered, 0.1)  # each state's copies in one run
+    assert np.all(merged.reshape(60, 4) == merged[::4, None]) and merged[-1] > 0
+    start = np.minimum(cluster_states(grid, base, 3.0)[0], 7)
+    copies = np.repeat(base, 4, axis=0)
+    labels, poses = coil_weighting.fit_clusters(grid, copies, np.repeat(weights / 4, 4), 8, [np.repeat(start, 4)])
+    alone = coil_weighting.fit_clusters(grid, base, weights, 8, [start])
+    assert np.array_equal(labels, np.repeat(alone[0], 4)) and np.allclose(poses, alone[1], rtol=0, atol=1e-9)
+
+
 def test_fit_clusters_and_expected_energy_bad_inputs():
     rng = np.random.default_rng(3)
     grid = oblique_grid((6, 6, 6), rng)
