@@ -220,8 +220,9 @@ def cluster_cost(
 #: :func:`fit_clusters` fits its k-means to runs of consecutive states that stay within this distance (mm, largest
 #: FOV-corner displacement from the run's first state) of each other, taken as one weighted state: one state per
 #: phase-encode line of continuous motion (44,037 states on the 1-mm simulation benchmark) is 5,799 such runs.
-#: A run's states then share a cluster; their pose error from the merge is at most this, against the millimetres of
-#: a cap-forced cluster radius (the coil weighting changes by ~1% per 1.5 mm, ``benchmarks/coil_cluster_error.py``).
+#: A run's states then share a cluster: a state can only be kept from a cluster boundary that falls inside its run,
+#: so within this distance of where it would be, against the millimetres of a cap-forced cluster radius (the coil
+#: weighting changes by ~1% per 1.5 mm, ``benchmarks/coil_cluster_error.py``).
 MERGE_TOL_MM = 0.1
 
 
@@ -270,7 +271,7 @@ def fit_clusters(
     it labels the run's heaviest state), and a run's states share its cluster. This is exact for the rest: the corners
     are linear in the transform, so a cluster's mean pose and the cost differ from the states' own only by the spread
     within the runs, the same for every candidate. One state per line of the 1-mm simulation benchmark (44,037 states,
-    5,799 runs): 1.0 s → 0.3 s, the same clusters' cost (scratch timing).
+    5,799 runs): 1.0 s → 0.2 s, the same clusters' cost (scratch timing).
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(transforms),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
