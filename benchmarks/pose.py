@@ -530,6 +530,7 @@ def main() -> None:
                 "per_atlas": atlas_summary,
                 "equivariance_deg": equivariance,
                 "confidence_and_error": confidences,
+                "run": {"passes": args.passes},
             },
             indent=1,
         )
@@ -555,7 +556,11 @@ def main() -> None:
     from mrmotion.pose.card import write_card
     from mrmotion.pose.estimate import weights_folder
 
-    write_card(weights_folder(), RESULTS / f"{stem}.json")
+    if args.quick:  # the card holds the full runs only
+        console.print(f"wrote {RESULTS / stem}.txt/.json/.png")
+        return
+    # from the untagged run, with the --passes runs beside it (a tagged run only adds or updates its row)
+    write_card(weights_folder(), RESULTS / "pose.json")
     console.print(f"wrote {RESULTS / stem}.txt/.json/.png and the card {weights_folder() / 'pose_card.md'}")
 
 

@@ -362,3 +362,43 @@ def test_pose_passes_option(atlas_volume, tmp_path):
         result = invoke("pose", volume, "-o", refused, "--passes", bad)
         assert result.exit_code == 2 and "passes must be a whole number from 1 to 5" in result.output
         assert not refused.exists()
+
+
+def test_card_compares_the_passes_runs_beside_the_benchmark(tmp_path):
+    """The card's held-out table comes from pose.json and its --passes table from every pose_passes<N>.json beside
+    it (a tagged run adds a row, it does not replace the card's evaluation); one run alone: no passes table."""
+    import json
+
+    from mrmotion.pose.card import card_text
+    from mrmotion.pose.estimate import weights_folder
+
+    def run(name: str, median: float, equivariance: float, passes: int | None = None, date: str | None = None):
+        summary = {"count": 6, "rotation_median_deg": median, "rotation_p95_deg": 9.0, "failures": 0.0,
+                   "translation_median_mm": 0.7, "seconds_per_volume": 0.2}  # fmt: skip
+        results = {"summary": {"ours": summary, "other": {**summary, "rotation_median_deg": 40.0}},
+                   "equivariance_deg": {"head": [equivariance] * 3, "head, clean": [1.0, 2.0, 9.0]}}  # fmt: skip
+        if passes is not None:
+            results["run"] = {"passes": passes}
+        (tmp_path / name).write_text(json.dumps(results))
+        if date:
+            (tmp_path / name).with_suffix(".txt").write_text(f"# {date} · vm · more\n")
+
+    run("pose.json", 3.5, 3.53, date="2026-11-25 06:07")
+    alone = card_text(weights_folder(), tmp_path / "pose.json")
+    assert "| ours | 6 | 3.5 | 9.0 |" in alone and "--passes N" not in alone
+    run("pose_passes5.json", 3.3, 2.9)
+    run("pose_passes3.json", 3.4, 3.0, passes=3, date="2026-11-25 03:23")
+    run("pose_passes3_quick.json", 9.9, 9.9, passes=3)  # a quick run: not in the card
+    card = card_text(weights_folder(), tmp_path / "pose.json")
+    assert "| ours | 6 | 3.5 | 9.0 |" in card  # the evaluation is still pose.json's
+    rows = [
+        line
+        for line in card.splitlines()
+        if line.startswith("| 1 |") or line.startswith("| 3 |") or line.startswith("| 5 |")
+    ]
+    assert [row.split(" | ")[1] for row in rows] == [
+        "`pose.json` (2026-11-25 06:07)",
+        "`pose_passes3.json` (2026-11-25 03:23)",
+        "`pose_passes5.json` (?)",
+    ]
+    assert "3.53 / 2.00 / —" in rows[0] and "| 3.3 |" in rows[2] and "| 9.9 |" not in card

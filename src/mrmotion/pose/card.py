@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
+
+import numpy as np
 
 from mrmotion.io.files import write_text_atomic
 from mrmotion.io.weights import weights_metadata
@@ -29,7 +32,8 @@ def _validation(log: Path) -> list[tuple[int, float]]:
 
 
 def card_text(folder: Path, benchmark: Path | None = None) -> str:
-    """The card as Markdown, from the weights in ``folder`` and an optional ``benchmarks/results/pose*.json``."""
+    """The card as Markdown, from the weights in ``folder`` and an optional ``benchmarks/results/pose.json`` (with
+    the ``pose_passes<N>.json`` runs beside it, if any)."""
     lines = [
         "# Pose weights",
         "",
@@ -120,7 +124,56 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
                 f"| {method} | {s['count']} | {s['rotation_median_deg']:.1f} | {s['rotation_p95_deg']:.1f} | "
                 f"{100 * s['failures']:.1f}% | {s['translation_median_mm']:.1f} | {s['seconds_per_volume']:.2f} |"
             )
+        lines += _passes_table(benchmark)
     return "\n".join(lines) + "\n"
+
+
+#: the results of ``benchmarks/pose.py --passes N --tag passesN`` (not its ``--quick`` runs)
+PASSES_FILE = r"pose_passes(\d+)\.json"
+
+
+def _run_date(results: Path) -> str:
+    """The date of a benchmark run, from the first line of its ``.txt`` (``# YYYY-MM-DD HH:MM · …``), or "?"."""
+    text = results.with_suffix(".txt")
+    found = re.match(r"# (\d{4}-\d\d-\d\d \d\d:\d\d)", text.read_text()) if text.is_file() else None
+    return found.group(1) if found else "?"
+
+
+def _passes_table(benchmark: Path) -> list[str]:
+    """Lines comparing ``mrmotion pose --passes N``: the runs ``benchmarks/pose.py --passes N --tag passesN`` wrote
+    beside ``benchmark`` (``pose_passes<N>.json``) and ``benchmark`` itself, each its first method (ours). Empty
+    without such runs."""
+    runs = {}
+    tagged = [path for path in benchmark.parent.glob("pose_passes*.json") if re.fullmatch(PASSES_FILE, path.name)]
+    for path in [benchmark, *sorted(tagged)]:
+        results = json.loads(path.read_text())
+        named = re.fullmatch(PASSES_FILE, path.name)  # (the runs before "run" was recorded)
+        runs[path] = results.get("run", {}).get("passes") or (int(named.group(1)) if named else 1), results
+    if len(runs) < 2:
+        return []
+    lines = [
+        "",
+        "The same weights with `mrmotion pose --passes N` (the rotations of N region cubes, shifted by half a voxel,",
+        "averaged; `python benchmarks/pose.py --passes N --tag passesN`; the same volumes and equivariance streams;",
+        "the seconds move with the machine's load between runs):",
+        "",
+        "| passes | file (finished) | rotation median (°) | p95 (°) | failures > 30° | equivariance re-rendered / "
+        "clean / voxels turned, median (°) | s/vol |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path, (passes, results) in sorted(runs.items(), key=lambda item: item[1][0]):
+        ours = next(iter(results["summary"].values()))
+        checks = results["equivariance_deg"]
+        equivariance = " / ".join(
+            f"{float(np.median(checks[key])):.2f}" if checks.get(key) else "—"
+            for key in ("head", "head, clean", "resampled")
+        )
+        lines.append(
+            f"| {passes} | `{path.name}` ({_run_date(path)}) | {ours['rotation_median_deg']:.1f} | "
+            f"{ours['rotation_p95_deg']:.1f} | {100 * ours['failures']:.1f}% | {equivariance} | "
+            f"{ours['seconds_per_volume']:.2f} |"
+        )
+    return lines
 
 
 def write_card(folder: Path, benchmark: Path | None = None) -> Path:
