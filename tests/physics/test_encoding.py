@@ -707,6 +707,11 @@ def test_fit_clusters_and_expected_energy_bad_inputs():
     ):
         with pytest.raises(MrMotionError, match=message):
             coil_weighting.fit_clusters(grid, transforms, weights, count, starts)
+    broken = transforms.copy()
+    broken[3, 0, 3] = np.nan
+    for bad, message in ((transforms[:0], r"T ≥ 1"), (transforms[:, :3], r"\(T, 4, 4\)"), (broken, "NaN")):
+        with pytest.raises(MrMotionError, match=message):
+            coil_weighting.fit_clusters(grid, bad, np.ones(len(bad)), 4, [])
     image, k = rng.normal(size=grid.shape), rng.normal(size=(10, 3))
     for bad_image, bad_k, message in (
         (image[:5], k, "does not match its grid"),

@@ -273,6 +273,11 @@ def fit_clusters(
     within the runs, the same for every candidate. One state per line of the 1-mm simulation benchmark (44,037 states,
     5,799 runs): 1.0 s → 0.2 s, the same clusters' cost (scratch timing).
     """
+    transforms = np.asarray(transforms, dtype=np.float64)
+    if transforms.ndim != 3 or transforms.shape[1:] != (4, 4) or len(transforms) == 0:
+        raise MrMotionError(f"fit_clusters: expected (T, 4, 4) transforms with T ≥ 1, got shape {transforms.shape}")
+    if not np.all(np.isfinite(transforms)):
+        raise MrMotionError("fit_clusters: the transforms have NaN or infinite entries")
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (len(transforms),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise MrMotionError(f"fit_clusters: expected {len(transforms)} finite weights ≥ 0, got shape {weights.shape}")
