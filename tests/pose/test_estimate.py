@@ -501,3 +501,29 @@ def test_bad_passes_are_refused(passes):
 
     with pytest.raises(MrMotionError, match="passes must be a whole number from 1 to 5"):
         replace(PoseModel.load(), passes=passes)
+
+
+def test_blas_runs_on_one_thread_while_the_pose_is_estimated(held_out_volume, monkeypatch):
+    """Inside estimate_pose numpy's BLAS has one thread (its spinning workers slowed the networks), and the limit
+    is lifted afterwards, also when the estimate fails."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    np.ones((64, 64)) @ np.ones((64, 64))  # numpy's BLAS is loaded
+    before = blas_threads()
+    inside = []
+    original = estimate_module._pose_of_brain
+
+    def watched(*args, **kwargs):
+        inside.append(blas_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(estimate_module, "_pose_of_brain", watched)
+    estimate_pose(*held_out_volume[:2])
+    assert inside and all(threads == [1] * len(before) for threads in inside)
+    assert blas_threads() == before
+    with pytest.raises(MrMotionError):
+        estimate_pose(np.zeros((20, 20, 20)), np.eye(4))
+    assert blas_threads() == before

@@ -54,7 +54,7 @@ from mrmotion.io.weights import read_weights, weights_metadata
 from mrmotion.pose import synth
 from mrmotion.pose.field_of_view import edges_extended, outside_field_of_view
 from mrmotion.pose.frames import brain_centre, brain_size_mm
-from mrmotion.pose.networks import inference_precision, resolved_precision
+from mrmotion.pose.networks import inference_precision, resolved_precision, single_threaded_blas
 from mrmotion.pose.prospective import RELIABLE_CONFIDENCE
 from mrmotion.pose.regions import AtlasLayout, pose_from_regions, symmetrised_probabilities
 from mrmotion.pose.template import RegionTemplates, TemplateScore, refine_rotation
@@ -382,6 +382,7 @@ def _localise(model: PoseModel, data, scanner_from_voxel, centre, side, axes) ->
 
 
 @torch.no_grad()
+@single_threaded_blas
 def estimate_pose(data: np.ndarray, scanner_from_voxel: np.ndarray, model: PoseModel | None = None) -> PoseEstimate:
     """Head pose of the brain in a 3-D volume (voxel array and its ``scanner_from_voxel``, LPS mm).
 

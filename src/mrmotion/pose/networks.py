@@ -13,8 +13,12 @@ benchmarks/results/pose_run1.txt), and they were replaced by the region network.
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from mrmotion.errors import MrMotionError
@@ -38,6 +42,27 @@ def inference_precision(precision: str = "auto") -> contextlib.AbstractContextMa
     normalisations in float32 (torch.autocast), or all float32. Their outputs may then be bfloat16: callers take
     ``.float()`` of them. Networks and inputs in channels-last layout (``torch.channels_last_3d``) run faster."""
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=resolved_precision(precision) == "bfloat16")
+
+
+Function = TypeVar("Function", bound=Callable)
+
+
+def single_threaded_blas(function: Function) -> Function:
+    """Run ``function`` with numpy's and scipy's BLAS on one thread (threadpoolctl; PyTorch's threads untouched).
+
+    Between the networks' PyTorch calls the pose estimator makes many small BLAS calls through numpy and scipy (3 × N
+    point products, 3 × 3 decompositions). After each, OpenBLAS's worker threads keep spinning for a while, waiting
+    for more work, and on a 2-core machine they took a core from PyTorch's next convolutions: the region network took
+    70–140 ms per call inside ``estimate_pose`` against 35 ms alone, and a whole pose 0.23 s against 0.11 s with
+    BLAS on one thread (scratch timings on 24 held-out scouts, 2026-11-25; ``benchmarks/pose.py`` measures the
+    result). These products are far too small to gain from a second BLAS thread."""
+
+    @functools.wraps(function)
+    def limited(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]
 
 
 def resolved_precision(precision: str = "auto") -> str:
