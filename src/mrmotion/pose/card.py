@@ -124,7 +124,7 @@ def card_text(folder: Path, benchmark: Path | None = None) -> str:
                 f"| {method} | {s['count']} | {s['rotation_median_deg']:.1f} | {s['rotation_p95_deg']:.1f} | "
                 f"{100 * s['failures']:.1f}% | {s['translation_median_mm']:.1f} | {s['seconds_per_volume']:.2f} |"
             )
-        lines += _passes_table(benchmark)
+        lines += _passes_table(benchmark, results)
     return "\n".join(lines) + "\n"
 
 
@@ -139,16 +139,16 @@ def _run_date(results: Path) -> str:
     return found.group(1) if found else "?"
 
 
-def _passes_table(benchmark: Path) -> list[str]:
+def _passes_table(benchmark: Path, results: dict) -> list[str]:
     """Lines comparing ``mrmotion pose --passes N``: the runs ``benchmarks/pose.py --passes N --tag passesN`` wrote
-    beside ``benchmark`` (``pose_passes<N>.json``) and ``benchmark`` itself, each its first method (ours). Empty
-    without such runs."""
-    runs = {}
+    beside ``benchmark`` (``pose_passes<N>.json``) and ``benchmark`` itself (its ``results``, already read), each
+    its first method (ours). Empty without such runs."""
     tagged = [path for path in benchmark.parent.glob("pose_passes*.json") if re.fullmatch(PASSES_FILE, path.name)]
-    for path in [benchmark, *sorted(tagged)]:
-        results = json.loads(path.read_text())
-        named = re.fullmatch(PASSES_FILE, path.name)  # (the runs before "run" was recorded)
-        runs[path] = results.get("run", {}).get("passes") or (int(named.group(1)) if named else 1), results
+    runs = {benchmark: (results.get("run", {}).get("passes") or 1, results)}
+    for path in sorted(tagged):
+        loaded = json.loads(path.read_text())
+        named = re.fullmatch(PASSES_FILE, path.name)  # the number of passes of runs from before "run" was recorded
+        runs[path] = loaded.get("run", {}).get("passes") or int(named.group(1)), loaded
     if len(runs) < 2:
         return []
     lines = [

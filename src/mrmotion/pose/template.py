@@ -178,11 +178,12 @@ class TemplateScore:
         keep = brain.sum(dim=0) > BRAIN_PROBABILITY_FLOOR
         self.probability = brain[:, keep]  # (R, M)
         size = template.shape[-1]
-        self._voxel_mm = (brain_size_mm / synth.BRAIN_SHARE_OF_CUBE) / size
+        side = brain_size_mm / synth.BRAIN_SHARE_OF_CUBE  # the template cube's side (mm)
+        self._voxel_mm = side / size
         self._relative, self._keep = points - np.asarray(centre)[:, None], keep.numpy()
         self.points = torch.as_tensor(self._relative[:, self._keep].astype(np.float32))
         self.template = template[None, 1:]  # the brain regions: the background is not scored
-        self.scale = 2 / ((brain_size_mm / synth.BRAIN_SHARE_OF_CUBE) * (size - 1) / size)  # mm → [-1, 1]
+        self.scale = 2 / (side * (size - 1) / size)  # mm → [-1, 1]
         # Dice denominators: the probability cube of estimate_pose has the template's side and voxel count, so
         # voxel sums compare directly
         self.weights = 1 / (brain.sum(dim=1) + template[1:].flatten(1).sum(dim=1))
