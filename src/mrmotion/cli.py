@@ -548,7 +548,7 @@ def simulate(
         typer.Option(
             help="Exact coil model, 3-D or single-slice scans (not multi-slice): evaluate the coils at no more "
             "than this many poses (default 16), placed where the signal is. Long motion costs about this many × "
-            "coils full-grid FFTs: fewer is faster and less accurate (README: coil clusters)."
+            "coils full-grid FFTs: fewer is faster and less accurate (docs/measured/physics.md: coil clusters)."
         ),
     ] = None,
 ) -> None:
