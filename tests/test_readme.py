@@ -37,4 +37,3 @@ def test_the_pose_and_correction_example_runs(tmp_path, monkeypatch):
     # the MNI152 template is in its canonical orientation: the head frame's axes are the scanner's (LPS)
     assert np.degrees(np.arccos((np.trace(pose.scanner_from_head[:3, :3]) - 1) / 2)) < 15.0
     assert corrected.shape == slice_.shape and np.isfinite(corrected).all()
-
