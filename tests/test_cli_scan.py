@@ -137,6 +137,9 @@ def test_simulate_bad_input(volume, tmp_path):
     four = tmp_path / "four.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((5, 5, 5, 3), np.float32), np.eye(4)), four)
     _fails(["simulate", four, "-o", tmp_path / "o2"], "2-D or 3-D", tmp_path)
+    zeros = tmp_path / "zeros.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((10, 10, 6), np.float32), np.eye(4)), zeros)
+    _fails(["simulate", zeros, "-o", tmp_path / "o2", "--snr", "20"], "all zeros: nothing to simulate", tmp_path)
     _fails(["simulate", volume, "-o", tmp_path / "o3", "--coils", "0"], "--coils", tmp_path)
     _fails(["simulate", volume, "-o", tmp_path / "o4", "--random", "wild"], "light", tmp_path)
     _fails(["simulate", tmp_path / "missing.nii.gz", "-o", tmp_path / "o5"], "missing.nii.gz", tmp_path)

@@ -86,6 +86,8 @@ def simulate_files(
     inputs = [image_path] + ([motion_csv] if motion_csv is not None else [])
     image = read_image(image_path)
     data, scanner_from_voxel, flipped = right_handed(np.asarray(image.data), image.scanner_from_voxel)
+    if not np.any(data):  # zero k-space: no corrupted image, no error to report (the library simulates it anyway)
+        raise MrMotionError(f"{image_path}: the image is all zeros: nothing to simulate")
     if data.ndim == 2 and mode == "3d":
         mode = "2d"
     if coil_clusters is not None and data.ndim == 3 and mode == "2d":

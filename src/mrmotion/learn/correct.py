@@ -44,6 +44,11 @@ MEASURABLE_SSIM = 0.001
 DEFAULT_SYMMETRIES = 4
 
 
+#: smallest slice side (pixels) :func:`correct_image` accepts: the model learned 128 × 128 brain slices, and a
+#: slice a few pixels wide holds no anatomy it could recognise (a 1 × 1 "image" was corrected without complaint)
+MIN_SLICE_PIXELS = 16
+
+
 def check_magnitude_image(data: np.ndarray) -> np.ndarray:
     """The image as float64 magnitudes (2-D or 3-D), or a clear :class:`MrMotionError`."""
     array = np.asarray(data)
@@ -51,6 +56,11 @@ def check_magnitude_image(data: np.ndarray) -> np.ndarray:
         raise MrMotionError(f"expected a 2-D image or a 3-D volume, got {array.ndim}-D with shape {array.shape}")
     if array.size == 0:
         raise MrMotionError(f"the image is empty (shape {array.shape})")
+    if min(array.shape[:2]) < MIN_SLICE_PIXELS:
+        raise MrMotionError(
+            f"slices of {array.shape[0]} × {array.shape[1]} pixels are too small to correct: the model needs at "
+            f"least {MIN_SLICE_PIXELS} × {MIN_SLICE_PIXELS} (slices lie along the third axis)"
+        )
     array = np.abs(array) if np.iscomplexobj(array) else array.astype(np.float64)
     bad = int(np.count_nonzero(~np.isfinite(array)))
     if bad:
