@@ -35,9 +35,10 @@ class Report:
         self.parts.append(f"<table><tr>{head}</tr>{body}</table>")
 
     def figure(self, path: str | Path, caption: str) -> None:
-        name = html.escape(Path(path).name)
+        """A figure at ``path`` relative to the report's folder (``scan/simulation.png`` stays in ``scan/``)."""
+        source = html.escape(Path(path).as_posix(), quote=True)
         self.parts.append(
-            f'<figure><img src="{name}" alt="{name}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+            f'<figure><img src="{source}" alt="{source}"><figcaption>{html.escape(caption)}</figcaption></figure>'
         )
 
     def write(self, path: str | Path) -> Path:
