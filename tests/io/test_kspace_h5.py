@@ -340,8 +340,9 @@ def test_missing_and_non_hdf5_files(tmp_path):
         read_kspace(tmp_path / "empty.h5")
 
 
-def test_foreign_ismrmrd_file_refused(tmp_path):
-    """A plain ISMRMRD file (no exact copies, no sampling mode) is not silently read with float32 trajectories."""
+def test_minimal_foreign_ismrmrd_file_read_from_its_standard_fields(tmp_path):
+    """A plain ISMRMRD file (no exact copies, no sampling mode) is read from its indices, never from its float32
+    trajectory (here all zeros); details in tests/io/test_ismrmrd_cartesian.py."""
     path = tmp_path / "foreign.h5"
     header = ismrmrd.xsd.ismrmrdHeader(
         experimentalConditions=ismrmrd.xsd.experimentalConditionsType(H1resonanceFrequency_Hz=63_000_000),
@@ -363,9 +364,12 @@ def test_foreign_ismrmrd_file_refused(tmp_path):
     with ismrmrd.Dataset(str(path), mode="w") as dataset:
         dataset.write_xml_header(ismrmrd.xsd.ToXML(header))
         acquisition = ismrmrd.Acquisition.from_array(np.ones((1, 2), np.complex64), np.zeros((2, 3), np.float32))
+        acquisition.center_sample = 1
+        acquisition.read_dir[:], acquisition.phase_dir[:], acquisition.slice_dir[:] = (1, 0, 0), (0, 1, 0), (0, 0, 1)
         dataset.append_acquisition(acquisition)
-    with pytest.raises(InputFileError, match=r"foreign.h5: missing /dataset/mrmotion .*not written by mrmotion"):
-        read_kspace(path)
+    kspace = read_kspace(path)
+    np.testing.assert_array_equal(kspace.sampling.grid_index, [[0, 0, 0], [1, 0, 0]])
+    np.testing.assert_allclose(kspace.sampling.k_logical[:, 0], [-np.pi, 0.0])
 
 
 def test_module_import_keeps_warning_filters():

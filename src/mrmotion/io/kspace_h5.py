@@ -48,6 +48,7 @@ import numpy as np
 from mrmotion.errors import InputFileError, MrMotionError
 from mrmotion.geometry.transforms import as_rigid
 from mrmotion.io.files import check_output, require_file, write_atomic
+from mrmotion.io.ismrmrd_cartesian import read_standard_cartesian
 from mrmotion.physics.sampling import Sampling
 
 with warnings.catch_warnings():  # ismrmrd.image calls warnings.simplefilter("default") at import: keep it local
@@ -410,8 +411,8 @@ def _user_parameters(header: xsd.ismrmrdHeader) -> tuple[dict[str, str], dict[st
     return strings, doubles
 
 
-def _read_acquisitions(path: Path, group: h5py.Group) -> tuple[np.ndarray, np.ndarray]:
-    """(coils, M) complex64 data and (M, 3) float32 trajectory of all acquisitions, concatenated in order."""
+def _read_table(path: Path, group: h5py.Group) -> np.ndarray:
+    """The ISMRMRD acquisition table (structured array: head, traj, data), checked to be one."""
     if "data" not in group:
         raise InputFileError(path, f"no acquisitions (/{_GROUP}/data is missing)")
     table_set = group["data"]
@@ -420,7 +421,11 @@ def _read_acquisitions(path: Path, group: h5py.Group) -> tuple[np.ndarray, np.nd
         raise InputFileError(path, f"/{_GROUP}/data is not an ISMRMRD acquisition table (head, traj, data)")
     if table_set.ndim != 1 or table_set.shape[0] == 0:
         raise InputFileError(path, f"no acquisitions (/{_GROUP}/data holds {table_set.shape[0]} entries)")
-    table = table_set[()]
+    return table_set[()]
+
+
+def _read_acquisitions(path: Path, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(coils, M) complex64 data and (M, 3) float32 trajectory of all acquisitions, concatenated in order."""
     head = table["head"]
     samples = head["number_of_samples"].astype(np.int64)
     channels = head["active_channels"].astype(np.int64)
@@ -478,11 +483,13 @@ def _read_coil_maps(path: Path) -> np.ndarray:
 
 
 def read_kspace(path: str | Path) -> KSpaceData:
-    """Read a file written by :func:`write_kspace`.
+    """Read a file written by :func:`write_kspace`, or a Cartesian ISMRMRD file from another tool (one without
+    mrmotion's exact copies: read from its standard fields, :mod:`mrmotion.io.ismrmrd_cartesian`).
 
     Raises :class:`InputFileError`, naming the file and the missing or inconsistent part, if the file is
     missing, not HDF5, not ISMRMRD, lacks the XML header, its sampling mode, the acquisitions, their trajectory or
-    the exact copies, or if shapes disagree (samples, coils, matrix, trajectory type).
+    the exact copies (of a file that says mrmotion wrote it), or if shapes disagree (samples, coils, matrix,
+    trajectory type).
     """
     path = require_file(path, "k-space")
     try:
@@ -493,7 +500,10 @@ def read_kspace(path: str | Path) -> KSpaceData:
         with file:
             header = _parse_header(path, file)
             group = file[_GROUP]
-            data, trajectory = _read_acquisitions(path, group)
+            table = _read_table(path, group)
+            if _EXACT not in group and _MODE not in _user_parameters(header)[0]:  # written by another tool
+                return read_standard_cartesian(path, header, table)
+            data, trajectory = _read_acquisitions(path, table)
             exact = _read_exact(path, group)
             has_coil_maps = _COILS in group
         coil_maps = _read_coil_maps(path) if has_coil_maps else None

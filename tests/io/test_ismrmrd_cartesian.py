@@ -1,0 +1,158 @@
+"""Cartesian ISMRMRD files from other tools: read from their standard fields (mrmotion.io.ismrmrd_cartesian)."""
+
+import h5py
+import ismrmrd
+import ismrmrd.xsd as xsd
+import numpy as np
+import pytest
+
+from mrmotion.errors import InputFileError
+from mrmotion.io.kspace_h5 import KSpaceData, read_kspace, write_kspace
+from mrmotion.physics.sampling import Sampling, cartesian
+from tests.helpers import random_rigid
+
+
+def _as_foreign(ours, path):
+    """The file ``ours`` as another tool would have written it: the same header without mrmotion's user parameters,
+    the same acquisitions, no exact copies and no coil maps."""
+    with h5py.File(ours, "r") as source:
+        header = xsd.CreateFromDocument(source["dataset/xml"][0])
+        header.userParameters = None
+        with ismrmrd.Dataset(str(path), mode="w") as dataset:
+            dataset.write_xml_header(xsd.ToXML(header))
+        with h5py.File(path, "a") as target:
+            source.copy(source["dataset/data"], target["dataset"], "data")
+    return path
+
+
+def _scan(sampling, seed=0):
+    rng = np.random.default_rng(seed)
+    data = (rng.normal(size=(3, len(sampling))) + 1j * rng.normal(size=(3, len(sampling)))).astype(np.complex64)
+    return KSpaceData(data, sampling, random_rigid(rng))
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        cartesian((8, 6, 4), (2.0, 2.5, 3.0), mode="3d", order="interleaved", shots=2, seed=1),
+        cartesian((8, 6, 5), (2.0, 2.5, 4.0), mode="2d", order="random", seed=2),
+        cartesian((8, 6, 1), (1.5, 1.5, 5.0), mode="2d", order="centric"),
+    ],
+    ids=["3d-interleaved", "2d-multislice-random", "2d-single-slice"],
+)
+def test_standard_fields_give_the_same_scan(tmp_path, sampling):
+    kspace = _scan(sampling)
+    foreign = _as_foreign(write_kspace(tmp_path / "ours.h5", kspace), tmp_path / "foreign.h5")
+    back = read_kspace(foreign)
+    order = back.sampling
+    np.testing.assert_array_equal(back.data, kspace.data)
+    np.testing.assert_array_equal(order.grid_index, sampling.grid_index)
+    np.testing.assert_allclose(order.k_logical, sampling.k_logical, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(order.matrix, sampling.matrix)
+    np.testing.assert_allclose(order.voxel_size_mm, sampling.voxel_size_mm, rtol=1e-6)
+    assert order.mode == sampling.mode
+    np.testing.assert_array_equal(order.slice_index, sampling.slice_index)
+    # time stamps are 2.5 ms ticks of each readout's start (ours starts at 0): within half a tick, order kept
+    assert np.abs(order.time_s - (sampling.time_s - sampling.time_s.min())).max() <= 1.25e-3 + 1e-9
+    np.testing.assert_allclose(back.scanner_from_logical, kspace.scanner_from_logical, atol=2e-5)
+    assert back.coil_maps is None and back.noise_std is None
+
+
+def test_reversed_lines(tmp_path):
+    sampling = cartesian((6, 4, 2), (2.0, 2.0, 2.0), mode="3d")
+    order = np.arange(len(sampling)).reshape(-1, 6)
+    order[1::2] = order[1::2, ::-1]  # every other line read backwards (EPI), at the same times
+    index = order.ravel()
+    backwards = Sampling(
+        sampling.k_logical[index], sampling.time_s, sampling.shot, sampling.slice_index, sampling.matrix,
+        sampling.voxel_size_mm, "3d", sampling.grid_index[index],
+    )  # fmt: skip
+    kspace = _scan(backwards)
+    back = read_kspace(_as_foreign(write_kspace(tmp_path / "ours.h5", kspace), tmp_path / "foreign.h5"))
+    np.testing.assert_array_equal(back.sampling.grid_index, backwards.grid_index)
+
+
+def _header(matrix=(16, 6, 1), fov=(256.0, 48.0, 5.0), trajectory=xsd.trajectoryType.CARTESIAN, centre_1=3):
+    space = xsd.encodingSpaceType(
+        matrixSize=xsd.matrixSizeType(x=matrix[0], y=matrix[1], z=matrix[2]),
+        fieldOfView_mm=xsd.fieldOfViewMm(x=fov[0], y=fov[1], z=fov[2]),
+    )
+    step_1 = xsd.limitType(minimum=0, maximum=matrix[1] - 1, center=centre_1)
+    limits = xsd.encodingLimitsType(kspace_encoding_step_1=step_1)
+    return xsd.ToXML(
+        xsd.ismrmrdHeader(
+            experimentalConditions=xsd.experimentalConditionsType(H1resonanceFrequency_Hz=123_000_000),
+            encoding=[
+                xsd.encodingType(encodedSpace=space, reconSpace=space, encodingLimits=limits, trajectory=trajectory)
+            ],
+        )
+    )
+
+
+def _scanner_file(path, lines, header=None, noise=True):
+    """A 2-D Cartesian scan written with ismrmrd's own API, as a converter would: a noise readout first, then one
+    readout per entry of ``lines`` (dicts of header fields to set), 2 coils, 16 samples 10 µs apart with 2
+    discarded at the start, centre sample 10, readouts 2 ticks (5 ms) apart, read along x."""
+    with ismrmrd.Dataset(str(path), mode="w") as dataset:
+        dataset.write_xml_header(header or _header())
+        if noise:
+            acquisition = ismrmrd.Acquisition.from_array(np.ones((2, 16), np.complex64))
+            acquisition.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+            dataset.append_acquisition(acquisition)
+        for number, fields in enumerate(lines):
+            values = (np.arange(32).reshape(2, 16) + 100 * number).astype(np.complex64)
+            acquisition = ismrmrd.Acquisition.from_array(values)
+            acquisition.discard_pre, acquisition.center_sample, acquisition.sample_time_us = 2, 10, 10.0
+            acquisition.acquisition_time_stamp = 400 + 2 * number
+            acquisition.read_dir[:] = (1, 0, 0)
+            acquisition.phase_dir[:] = (0, 1, 0)
+            acquisition.slice_dir[:] = (0, 0, 1)
+            acquisition.position[:] = (0, 0, 12.5)
+            acquisition.idx.kspace_encode_step_1 = number
+            for name, value in fields.items():
+                if name == "flag":
+                    acquisition.set_flag(value)
+                elif name.startswith("idx."):
+                    setattr(acquisition.idx, name[4:], value)
+                else:
+                    getattr(acquisition, name)[:] = value
+            dataset.append_acquisition(acquisition)
+    return path
+
+
+def test_a_converter_style_file(tmp_path):
+    path = _scanner_file(tmp_path / "scan.h5", [{} for _ in range(6)])
+    kspace = read_kspace(path)
+    sampling = kspace.sampling
+    assert kspace.data.shape == (2, 6 * 14)  # the noise readout and the discarded samples are gone
+    np.testing.assert_array_equal(kspace.data[:, :14], (np.arange(32).reshape(2, 16)[:, 2:]).astype(np.complex64))
+    first = sampling.grid_index[:14]
+    np.testing.assert_array_equal(first[:, 0], np.arange(2, 16) - 10 + 8)  # read index s − centre + n//2
+    assert set(first[:, 1]) == {0 - 3 + 3} and set(first[:, 2]) == {0}  # phase: step − centre + n//2
+    np.testing.assert_allclose(sampling.k_logical[0], [2 * np.pi * (2 - 10) / 256.0, 2 * np.pi * -3 / 48.0, 0.0])
+    np.testing.assert_allclose(sampling.voxel_size_mm, [16.0, 8.0, 5.0])
+    np.testing.assert_allclose(sampling.time_s[:3], [20e-6, 30e-6, 40e-6])  # from the first kept readout
+    np.testing.assert_allclose(sampling.time_s[14], 5e-3 + 20e-6)  # 2 ticks later
+    np.testing.assert_allclose(kspace.scanner_from_logical[:3, 3], [0, 0, 12.5])
+    assert sampling.mode == "2d"
+
+
+@pytest.mark.parametrize(
+    ("lines", "header", "noise", "message"),
+    [
+        ([{}] * 2, _header(trajectory=xsd.trajectoryType.RADIAL), True, "only Cartesian"),
+        ([{}, {"idx.repetition": 1}], None, True, "idx.repetition"),
+        ([{}, {"read_dir": (0, 1, 0), "phase_dir": (1, 0, 0)}], None, True, "directions change"),
+        ([{}, {"position": (0, 0, 14.0)}], None, True, "slice 0 moves"),
+        ([{}, {"idx.slice": 1, "position": (0, 0, 20.0)}, {"idx.slice": 2, "position": (0, 0, 22.0)}], None, True,
+         "equally spaced"),
+        ([{"idx.slice": 1}], None, True, "slice 0 has no acquisition"),
+        ([{}] * 6, _header(centre_1=0), True, "outside the encoded matrix"),
+        ([{"flag": ismrmrd.ACQ_IS_NAVIGATION_DATA}], None, True, "no imaging acquisitions"),
+        ([{"read_dir": (1, 1, 0)}], None, False, "orthonormal"),
+    ],
+)  # fmt: skip
+def test_what_cannot_be_read_is_refused(tmp_path, lines, header, noise, message):
+    path = _scanner_file(tmp_path / "scan.h5", lines, header, noise)
+    with pytest.raises(InputFileError, match=message):
+        read_kspace(path)
