@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mrmotion.cli import app
-from mrmotion.demo.run import run_demo
+from mrmotion.demo.run import SESSION_S, run_demo
 from mrmotion.demo.session import synthetic_session
 from mrmotion.geometry.parameters import rotation_distance, translation_distance
 
@@ -98,6 +98,48 @@ def test_motion_report_command(demo_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert output.read_bytes()[:4] == b"\x89PNG"
     assert "max rotation" in result.output
+
+
+def test_tracker_motion_command(demo_dir, tmp_path):
+    """The tracked motion in the scanner frame, as the demo's ground truth has it (up to tracker noise), at scan
+    times shifted by --time-offset, and about the pose at --reference-time."""
+    from mrmotion.io.motion_csv import read_motion_csv
+
+    session = synthetic_session(0, duration_s=SESSION_S)
+    truth = session.scanner_from_head @ np.linalg.inv(session.scanner_from_head[0])
+    tracker, calibration = demo_dir / "tracker.csv", demo_dir / "scanner_from_camera.json"
+    output = tmp_path / "motion.csv"
+    result = invoke("tracker-motion", tracker, "--calibration", calibration, "-o", output)
+    assert result.exit_code == 0, result.output
+    motion = read_motion_csv(output)
+    assert motion.times_s[0] == 0.0 and len(motion) == len(session.times_s) - 1  # the last row closes the span
+    states = motion.transforms
+    assert np.degrees(rotation_distance(states, truth[: len(states)])).max() < 0.1
+    assert translation_distance(states, truth[: len(states)]).max() < 0.5
+    shifted = tmp_path / "shifted.csv"
+    args = ("--calibration", calibration, "--time-offset", "2.5", "--reference-time", "60", "-o", shifted)
+    assert invoke("tracker-motion", tracker, *args).exit_code == 0
+    moved = read_motion_csv(shifted)
+    np.testing.assert_allclose(moved.times_s, motion.times_s - 2.5)
+    at_reference = int(np.argmin(np.abs(moved.times_s - 60)))
+    np.testing.assert_allclose(moved.transforms[at_reference], np.eye(4), atol=1e-9)
+    _assert_fails(
+        ["tracker-motion", tracker, "--calibration", calibration, "--reference-time", "500", "-o", tmp_path / "a.csv"],
+        "outside the tracked span",
+        tmp_path,
+    )
+    _assert_fails(
+        ["tracker-motion", tracker, "--calibration", calibration, "--time-offset", "nan", "-o", tmp_path / "a.csv"],
+        "finite number of seconds",
+        tmp_path,
+    )
+    _assert_fails(["tracker-motion", tracker, "--calibration", calibration, "-o", tmp_path / "a.txt"], ".csv", tmp_path)
+    wrong = ["tracker-motion", tracker, "--calibration", tracker, "-o", tmp_path / "a.csv"]  # a CSV as calibration
+    _assert_fails(wrong, "tracker.csv", tmp_path)
+    invalid = tmp_path / "invalid.csv"
+    invalid.write_text("time_s,tx_mm,ty_mm,tz_mm,qx,qy,qz,qw\n0,0,0,0,0,0,0,0\n")
+    wrong = ["tracker-motion", invalid, "--calibration", calibration, "-o", tmp_path / "a.csv"]
+    _assert_fails(wrong, "invalid.csv:2: quaternion norm 0", tmp_path)
 
 
 def _assert_fails(args, message, folder):

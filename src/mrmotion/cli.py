@@ -512,6 +512,34 @@ def motion_report(
     console.print(f"wrote {output}")
 
 
+@app.command("tracker-motion")
+@_reports_errors
+def tracker_motion(
+    tracker: Annotated[Path, typer.Argument(help="Tracker log (CSV or XPACE): marker poses in the camera frame.")],
+    calibration: Annotated[Path, typer.Option(help="scanner_from_camera JSON (from `mrmotion calibrate`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Motion CSV to write.")],
+    time_offset: Annotated[
+        float, typer.Option(help="Tracker clock time (s) at the scan start: row times are tracker times minus it.")
+    ] = 0.0,
+    reference_time: Annotated[
+        float | None,
+        typer.Option(help="Scan time (s) whose pose the image shows (default: the first valid tracker sample)."),
+    ] = None,
+) -> None:
+    """Turn a tracking log into the motion CSV that `simulate --motion` and `recon --motion` take.
+
+    Each row is how the head moved since the reference time, in scanner LPS mm about the isocentre
+    (X·P(t)·P(t0)⁻¹·X⁻¹ with the calibration X), at scan time = tracker time − --time-offset. Invalid tracker
+    samples are left out. `mrmotion recon KSPACE.h5 --motion MOTION.csv` then shows the head as it was at the
+    reference time.
+    """
+    from mrmotion.commands import tracker_motion_file
+
+    motion = tracker_motion_file(tracker, calibration, output, time_offset, reference_time)
+    span = f"{motion.times_s[0]:g}–{motion.times_s[-1]:g} s"
+    console.print(f"{len(motion)} tracker poses, {span} scan time; wrote {output}")
+
+
 @app.command()
 @_reports_errors
 def simulate(
@@ -678,10 +706,11 @@ def demo(
 ) -> None:
     """Run the whole chain on a built-in synthetic session and write the outputs and figures to a folder.
 
-    The session: a 12-pose calibration scan, 60 s of tracked head motion at 10 Hz (drift, nodding, one sudden
+    The session: a 12-pose calibration scan, 120 s of tracked head motion at 10 Hz (drift, nodding, one sudden
     turn) and 24 axial-oblique slices. Steps: calibrate the tracker, compute per-slice motion and prospective
     updates, report the motion, simulate the scan of a moving MNI152 head, reconstruct it with the tracked motion,
-    correct it with the learned model, and compare with the known ground truth (summary.json, report.html).
+    correct it with the learned model, estimate head poses from navigators and prescribe slices from them, and
+    compare with the known ground truth (summary.json, report.html).
     """
     from mrmotion.demo.run import run_demo
 

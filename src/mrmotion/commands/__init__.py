@@ -4,6 +4,6 @@ Each checks every input before writing anything, writes outputs atomically and n
 what it computed so the CLI and the demo can print it.
 """
 
-from mrmotion.commands.geometry import calibrate_files, motion_report_file, prescribe_files
+from mrmotion.commands.geometry import calibrate_files, motion_report_file, prescribe_files, tracker_motion_file
 
-__all__ = ["calibrate_files", "motion_report_file", "prescribe_files"]
+__all__ = ["calibrate_files", "motion_report_file", "prescribe_files", "tracker_motion_file"]

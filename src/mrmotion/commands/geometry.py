@@ -28,6 +28,7 @@ from mrmotion.io.prescription_json import read_prescription
 from mrmotion.io.tracking import read_tracking_log
 from mrmotion.io.transform_json import read_transform, write_transform
 from mrmotion.io.updates_csv import write_updates_csv
+from mrmotion.physics.trajectory import MotionTrajectory
 from mrmotion.report.motion_plot import MotionSummary, plot_motion, summarize_motion
 
 #: Times of paired tracker and scanner poses must agree to this tolerance (s).
@@ -125,3 +126,45 @@ def motion_report_file(
     summary = summarize_motion(log.times_s[log.valid], motion, centre, radius_mm)
     plot_motion(summary, output, title=f"{tracker.name}, {frame}, about the marker")
     return summary
+
+
+def tracker_motion_file(
+    tracker: Path,
+    calibration: Path,
+    output: Path,
+    time_offset_s: float = 0.0,
+    reference_time_s: float | None = None,
+) -> MotionTrajectory:
+    """The head motion a tracker recorded, as a motion CSV for ``mrmotion simulate`` / ``mrmotion recon --motion``.
+
+    Each row is ``X P(t) P(t0)⁻¹ X⁻¹``: how the object moved since the reference time t0, in scanner LPS mm about
+    the isocentre (``X``: ``scanner_from_camera`` from ``calibration``; ``P``: the log's valid marker poses). Row
+    times are scan times: the tracker's times minus ``time_offset_s`` (the tracker clock at the scan start). The
+    image the motion refers to shows the object as at the valid sample nearest ``reference_time_s`` (scan time;
+    None: the first valid sample).
+    """
+    from mrmotion.io.motion_csv import write_motion_csv
+    from mrmotion.physics.motion_models import from_tracking
+
+    check_output(output, [tracker, calibration])
+    if output.suffix.lower() != ".csv":
+        raise MrMotionError(f"output {output}: expected a .csv file name")
+    for name, value in (("--time-offset", time_offset_s), ("--reference-time", reference_time_s)):
+        if value is not None and not np.isfinite(value):
+            raise MrMotionError(f"{name} must be a finite number of seconds, got {value}")
+    log = read_tracking_log(tracker)
+    scanner_from_camera = read_transform(calibration, require_rigid=True).to_lps()
+    times = log.times_s[log.valid] - time_offset_s
+    if len(times) == 0:
+        raise MrMotionError(f"{tracker}: no valid tracker samples")
+    reference = 0
+    if reference_time_s is not None:
+        if not times[0] <= reference_time_s <= times[-1]:
+            raise MrMotionError(
+                f"--reference-time {reference_time_s} s is outside the tracked span {times[0]:g}–{times[-1]:g} s "
+                "(scan time)"
+            )
+        reference = int(np.argmin(np.abs(times - reference_time_s)))
+    motion = from_tracking(log, scanner_from_camera, reference_index=reference, time_offset_s=time_offset_s)
+    write_motion_csv(output, motion, inputs=[tracker, calibration])
+    return motion

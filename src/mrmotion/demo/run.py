@@ -159,7 +159,7 @@ def run_demo(output_dir: Path, step: Step = lambda message: None, seed: int = 0,
         "files": sorted(path.name for path in files.values()),
     }
     if scan:
-        summary["scan"] = run_scan_demo(output_dir, session, calibration.scanner_from_camera, step)
+        summary["scan"] = run_scan_demo(output_dir, session, step)
         summary["pose"] = run_navigator_demo(output_dir, session, step, seed)
         made = summary["scan"].pop("files") + summary["pose"].pop("files")
         summary["files"] = sorted(summary["files"] + made + ["report.html"])

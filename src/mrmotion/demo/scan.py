@@ -20,12 +20,11 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mrmotion.commands.correct import correct_file  # noqa: E402
+from mrmotion.commands.geometry import tracker_motion_file  # noqa: E402
 from mrmotion.commands.scan import recon_file, simulate_files  # noqa: E402
 from mrmotion.demo.session import SyntheticSession  # noqa: E402
 from mrmotion.geometry.transforms import invert_rigid  # noqa: E402
 from mrmotion.io.motion_csv import write_motion_csv  # noqa: E402
-from mrmotion.io.tracking import TrackingLog  # noqa: E402
-from mrmotion.physics.motion_models import from_tracking  # noqa: E402
 from mrmotion.physics.trajectory import MotionTrajectory  # noqa: E402
 from mrmotion.report.metrics import image_quality  # noqa: E402
 from mrmotion.report.motion_plot import save_figure  # noqa: E402
@@ -62,14 +61,17 @@ def plot_comparison(volumes: dict[str, np.ndarray], scores: dict, path: Path):
     return save_figure(figure, path)
 
 
-def run_scan_demo(output_dir: Path, session: SyntheticSession, scanner_from_camera: np.ndarray, step: Step) -> dict:
-    """Simulate and reconstruct the MNI head under the session's motion; returns scores and file names."""
+def run_scan_demo(output_dir: Path, session: SyntheticSession, step: Step) -> dict:
+    """Simulate and reconstruct the MNI head under the session's motion, with the motion its tracker measured
+    (``tracker.csv`` and ``scanner_from_camera.json`` in ``output_dir``); returns scores and file names."""
     template = mni_template(output_dir / "mni152_2mm.nii.gz")
     truth = session.scanner_from_head @ invert_rigid(session.scanner_from_head[0])
     true_motion = MotionTrajectory(session.times_s, truth, end_s=float(session.times_s[-1]))
     write_motion_csv(output_dir / "true_motion.csv", true_motion)
-    log = TrackingLog(session.times_s, session.camera_from_marker, np.ones(len(session.times_s), dtype=bool))
-    write_motion_csv(output_dir / "tracked_motion.csv", from_tracking(log, scanner_from_camera))
+    # as a user would: `mrmotion tracker-motion tracker.csv --calibration scanner_from_camera.json -o ...`
+    tracker_motion_file(
+        output_dir / "tracker.csv", output_dir / "scanner_from_camera.json", output_dir / "tracked_motion.csv"
+    )
 
     scan_dir = output_dir / "scan"
     simulated = simulate_files(
