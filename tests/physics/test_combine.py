@@ -50,3 +50,29 @@ def test_sense1_combination_against_its_formula():
     expected = np.sum(np.conj(maps) * images, axis=0) / np.where(power > 0, power, 1)
     assert got[0, 0] == 0
     assert np.allclose(got, expected)
+
+
+@pytest.mark.parametrize(("shape", "mode"), [((30, 28, 6), "3d"), ((30, 10, 3), "2d")])
+def test_calibration_images_are_the_windowed_centre(shape, mode):
+    """Only the central 24 samples along the readout and each phase-encode axis (2-D: in-plane; shorter axes:
+    whole) contribute, with a Hann window; the rest of k-space adds nothing."""
+    from mrmotion.physics.combine import calibration_images
+
+    rng = np.random.default_rng()
+    sampling = cartesian(shape, (1.0, 1.0, 2.0), mode=mode, order="random")
+    data = rng.standard_normal((2, len(sampling))) + 1j * rng.standard_normal((2, len(sampling)))
+    offsets = sampling.grid_index - np.array(shape) // 2
+    weight = np.ones(len(sampling))
+    for axis in range(3 if mode == "3d" else 2):
+        span = min(24, shape[axis])
+        weight *= np.where(np.abs(offsets[:, axis]) < span / 2, np.cos(np.pi * offsets[:, axis] / span) ** 2, 0)
+    np.testing.assert_allclose(calibration_images(data, sampling), coil_images(data * weight, sampling), atol=1e-12)
+    outside = weight == 0
+    assert outside.any()
+    changed = data.copy()
+    changed[:, outside] = rng.standard_normal((2, int(outside.sum())))
+    np.testing.assert_allclose(calibration_images(changed, sampling), calibration_images(data, sampling), atol=1e-12)
+    with pytest.raises(MrMotionError, match="width"):
+        calibration_images(data, sampling, width=1)
+    with pytest.raises(MrMotionError, match="Cartesian"):
+        calibration_images(data[:, :10], radial((16, 16, 1), (1.0, 1.0, 1.0), spokes=8))

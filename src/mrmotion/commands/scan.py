@@ -20,7 +20,7 @@ from mrmotion.io.kspace_h5 import KSpaceData, read_kspace, write_kspace
 from mrmotion.io.motion_csv import read_motion_csv, write_motion_csv
 from mrmotion.io.nifti import read_image, write_image
 from mrmotion.physics.coils import GridCoilMaps, estimate_coil_maps, head_array
-from mrmotion.physics.combine import coil_images, combine
+from mrmotion.physics.combine import calibration_images, coil_images, combine
 from mrmotion.physics.encoding import ImageGrid
 from mrmotion.physics.motion_models import SEVERITIES, random_motion, severity
 from mrmotion.physics.nufft import precision
@@ -174,7 +174,7 @@ def recon_file(
     if kspace.coil_maps is not None:
         maps = kspace.coil_maps.reshape(kspace.coil_maps.shape[0], *grid.shape)
     else:
-        maps = estimate_coil_maps(coil_images(kspace.data, kspace.sampling))
+        maps = estimate_coil_maps(calibration_images(kspace.data, kspace.sampling))
     if motion is not None and len(grid.shape) == 2:
         motion = in_plane(motion, grid)
     eps, dtype = precision(int(np.prod(grid.shape)))

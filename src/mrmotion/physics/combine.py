@@ -55,6 +55,33 @@ def coil_images(data: np.ndarray, sampling: Sampling) -> np.ndarray:
     return images[..., 0] if shape[2] == 1 else images
 
 
+#: width (samples) of the central k-space region coil maps are estimated from when a scan brings none
+CALIBRATION_WIDTH = 24
+
+
+def calibration_images(data: np.ndarray, sampling: Sampling, width: int = CALIBRATION_WIDTH) -> np.ndarray:
+    """Low-resolution coil images (as :func:`coil_images`) from the central ``width`` samples of Cartesian k-space
+    along the readout and each phase-encode axis (2-D multi-slice: in-plane), Hann-windowed, zero elsewhere.
+
+    What coil maps are estimated from when a scan brings none: the sensitivities are smooth, so the centre of
+    k-space carries them, and accelerated scans sample that centre in full (their autocalibration lines), while
+    the rest of their k-space, undersampled, would alias into full-resolution coil images and so into the maps.
+    An axis shorter than ``width`` is windowed over its whole length."""
+    if sampling.grid_index is None:
+        raise MrMotionError("calibration images need Cartesian sampling")
+    if int(width) != width or width < 2:
+        raise MrMotionError(f"calibration width must be an integer ≥ 2, got {width}")
+    index = np.asarray(sampling.grid_index)
+    weight = np.ones(len(index))
+    axes = 2 if sampling.mode == "2d" or sampling.matrix[2] == 1 else 3
+    for axis in range(axes):
+        size = int(sampling.matrix[axis])
+        span = min(float(width), float(size))
+        offset = (index[:, axis] - size // 2) / span
+        weight *= np.where(np.abs(offset) < 0.5, np.cos(np.pi * offset) ** 2, 0.0)
+    return coil_images((data * weight).astype(data.dtype), sampling)
+
+
 def coil_power(stack: np.ndarray, real: type | None = None) -> np.ndarray:
     """``Σ_c |x_c|²`` over the first axis, coil by coil (no temporary as large as the stack), accumulated in
     ``real`` (default: float32 for complex64 stacks, float64 otherwise)."""
