@@ -156,3 +156,58 @@ def test_what_cannot_be_read_is_refused(tmp_path, lines, header, noise, message)
     path = _scanner_file(tmp_path / "scan.h5", lines, header, noise)
     with pytest.raises(InputFileError, match=message):
         read_kspace(path)
+
+
+def test_oversampled_readout_is_reconstructed_at_the_recon_field_of_view(tmp_path):
+    """A converter-style 2-D scan with the readout oversampled 2× (encodedSpace 64 × 24 over 256 × 96 mm,
+    reconSpace 32 × 24 over 128 × 96 mm): `mrmotion recon` shows the reconSpace field of view, centred where the
+    scan's position says, and the object in it."""
+    import nibabel as nib
+    from typer.testing import CliRunner
+
+    from mrmotion.cli import app
+    from mrmotion.io.ismrmrd_cartesian import RECON_FOV
+
+    nx, ny = 32, 24
+    x, y = np.meshgrid(np.arange(2 * nx) - nx, np.arange(ny) - ny // 2, indexing="ij")
+    image = ((x / 10.0) ** 2 + (y / 7.0) ** 2 < 1).astype(float) * (1 + 0.3 * (x > 0))  # an ellipse, brighter right
+    coils = np.stack([np.exp(-((x - 20) ** 2 + y**2) / 900.0), np.exp(-((x + 20) ** 2 + y**2) / 900.0)])
+    kspace = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(coils * image, axes=(1, 2)), axes=(1, 2)), axes=(1, 2))
+    space = xsd.encodingSpaceType(
+        matrixSize=xsd.matrixSizeType(x=2 * nx, y=ny, z=1), fieldOfView_mm=xsd.fieldOfViewMm(x=256.0, y=96.0, z=5.0)
+    )
+    shown = xsd.encodingSpaceType(
+        matrixSize=xsd.matrixSizeType(x=nx, y=ny, z=1), fieldOfView_mm=xsd.fieldOfViewMm(x=128.0, y=96.0, z=5.0)
+    )
+    limits = xsd.encodingLimitsType(kspace_encoding_step_1=xsd.limitType(minimum=0, maximum=ny - 1, center=ny // 2))
+    header = xsd.ismrmrdHeader(
+        experimentalConditions=xsd.experimentalConditionsType(H1resonanceFrequency_Hz=123_000_000),
+        encoding=[
+            xsd.encodingType(encodedSpace=space, reconSpace=shown, encodingLimits=limits, trajectory="cartesian")
+        ],
+    )
+    path = tmp_path / "oversampled.h5"
+    with ismrmrd.Dataset(str(path), mode="w") as dataset:
+        dataset.write_xml_header(xsd.ToXML(header))
+        for line in range(ny):
+            acquisition = ismrmrd.Acquisition.from_array(kspace[:, :, line].astype(np.complex64))
+            acquisition.center_sample, acquisition.sample_time_us = nx, 5.0
+            acquisition.acquisition_time_stamp, acquisition.idx.kspace_encode_step_1 = 4 * line, line
+            acquisition.read_dir[:], acquisition.phase_dir[:], acquisition.slice_dir[:] = (
+                (1, 0, 0),
+                (0, 1, 0),
+                (0, 0, 1),
+            )
+            acquisition.position[:] = (10.0, -20.0, 30.0)
+            dataset.append_acquisition(acquisition)
+    assert read_kspace(path).extra[RECON_FOV] == [128.0, 96.0, 5.0]
+    output = tmp_path / "recon.nii.gz"
+    result = CliRunner().invoke(app, ["recon", str(path), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    written = nib.load(output)
+    assert written.shape == (nx, ny)
+    centre = written.affine @ [nx // 2, ny // 2, 0, 1]  # RAS; the scan's position (10, -20, 30) is LPS
+    np.testing.assert_allclose(centre[:3], [-10.0, 20.0, 30.0], atol=1e-4)
+    shown_part = image[nx // 2 : nx // 2 + nx]
+    correlation = np.corrcoef(np.abs(np.asarray(written.dataobj)).ravel(), shown_part.ravel())[0, 1]
+    assert correlation > 0.95, correlation

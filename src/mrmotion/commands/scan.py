@@ -16,6 +16,7 @@ import numpy as np
 
 from mrmotion.errors import MrMotionError, OutputFileError
 from mrmotion.io.files import check_output
+from mrmotion.io.ismrmrd_cartesian import RECON_FOV
 from mrmotion.io.kspace_h5 import KSpaceData, read_kspace, write_kspace
 from mrmotion.io.motion_csv import read_motion_csv, write_motion_csv
 from mrmotion.io.nifti import read_image, write_image
@@ -195,6 +196,21 @@ def recon_file(
         exact_iterations=exact_iterations,
         crop=crop,
     )
-    image = np.abs(result.image).astype(np.float32) if magnitude else result.image.astype(np.complex64)
-    write_image(output, image, grid.scanner_from_voxel, None, inputs)
-    return result.image, grid
+    image, grid = _shown_field_of_view(result.image, grid, kspace.extra.get(RECON_FOV))
+    written = np.abs(image).astype(np.float32) if magnitude else image.astype(np.complex64)
+    write_image(output, written, grid.scanner_from_voxel, None, inputs)
+    return image, grid
+
+
+def _shown_field_of_view(image: np.ndarray, grid: ImageGrid, fov_mm: list[float] | None) -> tuple:
+    """The image and grid cropped, centred, to the field of view (read, phase, slice; mm) the file says to show
+    (an ISMRMRD reconSpace smaller than the encoded one, e.g. an oversampled readout); unchanged without one."""
+    if fov_mm is None:
+        return image, grid
+    voxel = np.linalg.norm(grid.scanner_from_voxel[:3, :3], axis=0)[: image.ndim]
+    box = []
+    for size, step, wanted in zip(image.shape, voxel, fov_mm, strict=False):
+        keep = min(size, max(1, int(round(wanted / step))))
+        start = size // 2 - keep // 2
+        box.append(slice(start, start + keep))
+    return image[tuple(box)], grid.cropped(tuple(box))

@@ -51,6 +51,8 @@ SKIPPED_FLAGS = {
     "phase stabilisation": ismrmrd.ACQ_IS_PHASE_STABILIZATION,
     "phase stabilisation reference": ismrmrd.ACQ_IS_PHASE_STABILIZATION_REFERENCE,
 }
+#: ``extra`` key of the reconSpace field of view (read, phase, slice; mm), which ``mrmotion recon`` crops its image to
+RECON_FOV = "recon_field_of_view_mm"
 #: loop counters whose values must not vary: one image per file
 SINGLE_COUNTERS = ("contrast", "phase", "repetition", "set")
 #: how far (mm, and in direction cosines) acquisitions' geometry may differ and still be one scan (float32 files)
@@ -193,9 +195,15 @@ def read_standard_cartesian(path: Path, header, table: np.ndarray):
         mode="2d" if two_d else "3d",
         grid_index=grid,
     )
+    extra = {"source": "ISMRMRD file from another tool (read from its standard fields)"}
+    recon = encoding.reconSpace
+    if recon is not None and recon.fieldOfView_mm is not None:  # e.g. half the encoded FOV along an oversampled read
+        shown = [recon.fieldOfView_mm.x, recon.fieldOfView_mm.y, recon.fieldOfView_mm.z if not two_d else fov[2]]
+        if all(value is not None and np.isfinite(value) and value > 0 for value in shown):
+            extra[RECON_FOV] = [float(min(value, limit)) for value, limit in zip(shown, fov, strict=True)]
     return KSpaceData(
         data=np.concatenate(blocks, axis=1),
         sampling=sampling,
         scanner_from_logical=make_transform(rotation, centre),
-        extra={"source": "ISMRMRD file from another tool (read from its standard fields)"},
+        extra=extra,
     )
