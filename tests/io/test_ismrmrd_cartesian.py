@@ -120,6 +120,19 @@ def _scanner_file(path, lines, header=None, noise=True):
     return path
 
 
+def test_slices_numbered_in_acquisition_order_are_stacked_along_slice_dir(tmp_path):
+    """Counters 0, 1, 2 at z = 20, 10, 15 mm (an interleaved numbering): slice 0 of the result is the one at 10 mm,
+    and the stack is centred at 15 mm with 5-mm spacing."""
+    lines = [{"idx.slice": number, "position": (0, 0, z)} for number, z in ((0, 20.0), (1, 10.0), (2, 15.0))]
+    kspace = read_kspace(_scanner_file(tmp_path / "scan.h5", lines))
+    sampling = kspace.sampling
+    assert list(np.unique(sampling.slice_index[sampling.shot == 0])) == [2]  # the first readout: counter 0, 20 mm
+    assert list(np.unique(sampling.slice_index[sampling.shot == 1])) == [0]
+    np.testing.assert_array_equal(sampling.matrix, [16, 6, 3])
+    np.testing.assert_allclose(sampling.voxel_size_mm[2], 5.0)
+    np.testing.assert_allclose(kspace.scanner_from_logical[:3, 3], [0, 0, 15.0])
+
+
 def test_a_converter_style_file(tmp_path):
     path = _scanner_file(tmp_path / "scan.h5", [{} for _ in range(6)])
     kspace = read_kspace(path)
@@ -146,7 +159,6 @@ def test_a_converter_style_file(tmp_path):
         ([{}, {"position": (0, 0, 14.0)}], None, True, "slice 0 moves"),
         ([{}, {"idx.slice": 1, "position": (0, 0, 20.0)}, {"idx.slice": 2, "position": (0, 0, 22.0)}], None, True,
          "equally spaced"),
-        ([{"idx.slice": 1}], None, True, "slice 0 has no acquisition"),
         ([{}] * 6, _header(centre_1=0), True, "outside the encoded matrix"),
         ([{"flag": ismrmrd.ACQ_IS_NAVIGATION_DATA}], None, True, "no imaging acquisitions"),
         ([{"read_dir": (1, 1, 0)}], None, False, "orthonormal"),

@@ -12,8 +12,9 @@ reconstruction needs, so it is read from them:
 * time: ``acquisition_time_stamp`` in 2.5 ms ticks (the Siemens convention, which :mod:`~mrmotion.io.kspace_h5`
   also writes) plus ``sample_time_us`` per sample, from the first kept acquisition.
 * geometry: ``read_dir``, ``phase_dir``, ``slice_dir`` and ``position`` (patient LPS mm, the centre of the slab or
-  slice). 2-D multi-slice (``encodedSpace`` one slice thick, ``idx.slice`` counting slices): the slices must be
-  equally spaced along ``slice_dir`` in the order of their index; the stack's centre is the logical origin.
+  slice). 2-D multi-slice (``encodedSpace`` one slice thick, ``idx.slice`` counting slices): the slices, taken in
+  their order along ``slice_dir`` (converters may number them in acquisition order), must be equally spaced in one
+  stack; slice ``i`` of the result is the ``i``-th along ``slice_dir``; the stack's centre is the logical origin.
 * kept: imaging and parallel-calibration lines (averages are extra samples for the least-squares reconstruction).
   Skipped: noise, navigator, phase-correction, dummy-scan, feedback and coil-correction acquisitions.
 * refused, with the reason: non-Cartesian trajectories (units and conventions differ between tools), more than one
@@ -119,24 +120,29 @@ def read_standard_cartesian(path: Path, header, table: np.ndarray):
     two_d = int(matrix[2]) == 1
     slices = head["idx"]["slice"].astype(np.int64)
     position = head["position"].astype(np.float64)
+    rank = {0: 0}  # slice counter → the slice's place along slice_dir (2-D); 3-D has one slab
     if two_d:
-        count = int(slices.max()) + 1
-        centres = np.full((count, 3), np.nan)
-        for index in range(count):
-            chosen = position[slices == index]
-            if len(chosen) == 0:
-                raise InputFileError(path, f"slice {index} has no acquisition (slices 0–{count - 1} expected)")
+        numbers = np.unique(slices)
+        count = len(numbers)
+        centres = np.empty((count, 3))
+        for place, number in enumerate(numbers):
+            chosen = position[slices == number]
             if np.abs(chosen - chosen[0]).max() > POSITION_TOL_MM:
-                raise InputFileError(path, f"slice {index} moves during the scan (updated prospectively?): unsupported")
-            centres[index] = chosen[0]
+                raise InputFileError(
+                    path, f"slice {number} moves during the scan (updated prospectively?): unsupported"
+                )
+            centres[place] = chosen[0]
         along = (centres - centres.mean(axis=0)) @ rotation[:, 2]
+        order = np.argsort(along, kind="stable")  # converters may number slices in acquisition order
+        rank = {int(numbers[place]): position_in_stack for position_in_stack, place in enumerate(order)}
+        along = along[order]
         spacing = float(np.diff(along).mean()) if count > 1 else float(fov[2])
         expected = (np.arange(count) - (count - 1) / 2) * spacing
-        across = centres - centres.mean(axis=0) - along[:, None] * rotation[:, 2]
+        across = (
+            centres - centres.mean(axis=0) - (centres - centres.mean(axis=0)) @ np.outer(rotation[:, 2], rotation[:, 2])
+        )
         if spacing <= 0 or np.abs(along - expected).max() > POSITION_TOL_MM or np.abs(across).max() > POSITION_TOL_MM:
-            raise InputFileError(
-                path, "the slices are not equally spaced along slice_dir in the order of their index: not supported"
-            )
+            raise InputFileError(path, "the slices are not equally spaced along slice_dir in one stack: not supported")
         centre = centres.mean(axis=0)
         matrix[2], fov[2] = count, spacing * count
     else:
@@ -169,7 +175,7 @@ def read_standard_cartesian(path: Path, header, table: np.ndarray):
         grid[:, 0] = read + matrix[0] // 2
         grid[:, 1] = int(entry["idx"]["kspace_encode_step_1"]) - centre_1 + matrix[1] // 2
         partition = int(entry["idx"]["kspace_encode_step_2"]) - centre_2 + matrix[2] // 2
-        grid[:, 2] = int(entry["idx"]["slice"]) if two_d else partition
+        grid[:, 2] = rank[int(entry["idx"]["slice"])] if two_d else partition
         if np.any(grid < 0) or np.any(grid >= matrix):
             raise InputFileError(
                 path,
@@ -180,7 +186,7 @@ def read_standard_cartesian(path: Path, header, table: np.ndarray):
         grids.append(grid)
         times.append(starts[number] + sample * float(entry["sample_time_us"]) * 1e-6)
         shots.append(np.full(len(sample), number, dtype=np.int64))
-        slice_of.append(np.full(len(sample), int(entry["idx"]["slice"]) if two_d else 0, dtype=np.int64))
+        slice_of.append(np.full(len(sample), rank[int(entry["idx"]["slice"])] if two_d else 0, dtype=np.int64))
     grid = np.concatenate(grids)
     k = 2.0 * np.pi * (grid - matrix // 2) / fov
     if two_d:
