@@ -28,12 +28,18 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mrmotion.errors import InputFileError
 from mrmotion.geometry.transforms import make_transform
 from mrmotion.physics.sampling import Sampling
+
+if TYPE_CHECKING:  # kspace_h5 imports this module: a runtime import of KSpaceData here would be circular
+    import ismrmrd.xsd
+
+    from mrmotion.io.kspace_h5 import KSpaceData
 
 with warnings.catch_warnings():  # ismrmrd.image calls warnings.simplefilter("default") at import: keep it local
     import ismrmrd
@@ -65,11 +71,11 @@ def _flagged(flags: np.ndarray, bit: int) -> np.ndarray:
     return (flags & np.uint64(1 << (bit - 1))) != 0
 
 
-def _centre(limit, size: int) -> int:
+def _centre(limit: ismrmrd.xsd.limitType | None, size: int) -> int:
     return size // 2 if limit is None or limit.center is None else int(limit.center)
 
 
-def read_standard_cartesian(path: Path, header, table: np.ndarray):
+def read_standard_cartesian(path: Path, header: ismrmrd.xsd.ismrmrdHeader, table: np.ndarray) -> KSpaceData:
     """The :class:`~mrmotion.io.kspace_h5.KSpaceData` of a Cartesian ISMRMRD acquisition table ``table`` (the
     structured ``/dataset/data`` array) under the parsed XML ``header`` (see the module docstring)."""
     from mrmotion.io.kspace_h5 import KSpaceData
