@@ -170,7 +170,9 @@ def run_demo(output_dir: Path, step: Step = lambda message: None, seed: int = 0,
 
 def write_report(path: Path, summary: dict) -> Path:
     """The demo's report.html: what was done, the numbers against ground truth, and the figures."""
-    report = Report("mrmotion demo: a tracked head, prospective updates, and a motion-corrupted scan corrected")
+    report = Report(
+        "mrmotion demo: a tracked head, prospective updates, a motion-corrupted scan corrected, and navigator poses"
+    )
     calibration, motion, prospective = summary["calibration"], summary["motion"], summary["prospective"]
     report.heading("1. Tracker cross-calibration")
     report.paragraph(
