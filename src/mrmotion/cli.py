@@ -392,20 +392,28 @@ def correct_command(
             "default: the four flips) or 8; the time grows in proportion."
         ),
     ] = None,
+    slice_axis: Annotated[
+        str,
+        typer.Option(
+            help="Voxel axis a 3-D volume is corrected along, slice by slice: 0, 1, 2, or auto (the header's slice "
+            "dimension, else the axis of clearly thicker voxels, else 2)."
+        ),
+    ] = "auto",
 ) -> None:
     """Correct motion artifacts with the learned model (hierarchical VQ-VAE guided by an autoregressive prior).
 
-    A 3-D volume is corrected slice by slice along its third axis; each slice is resampled to the model's
-    128 × 128 grid and back, so the output keeps the input's shape, affine, header and intensity scale.
+    A 3-D volume is corrected slice by slice along its slice axis (--slice-axis); each slice is resampled to the
+    model's 128 × 128 grid and back, so the output keeps the input's shape, affine, header and intensity scale.
     """
     from mrmotion.commands.correct import correct_file
 
     with _ProgressOnFirstUpdate("correcting slices") as bar:
-        correct_file(
+        along = correct_file(
             image, output, prior_strength, weights,
             progress=lambda done, total: bar.update(completed=done, total=total), symmetries=symmetries,
+            axis=slice_axis,
         )  # fmt: skip
-    console.print(f"wrote {output}")
+    console.print(f"wrote {output}" + ("" if along is None else f" (slices along voxel axis {along})"))
 
 
 def _training_status(row: dict) -> str:

@@ -342,3 +342,38 @@ def test_train_correct_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert weights_metadata(tmp_path / FILES["unet"])["config"]["finetune_steps"] == 1
     assert (tmp_path / FILES["unet"]).read_bytes() != unet_weights
+
+
+def test_correct_command_finds_the_slice_axis(tmp_path, tiny_weights, monkeypatch):
+    """A volume is corrected along its slices: the header's slice dimension, else the axis of thick voxels, else
+    the third; --slice-axis overrides. The output keeps the stored axis order."""
+    from mrmotion.learn import correct as correct_module
+
+    seen = []
+
+    def record(data, *args, **kwargs):
+        seen.append(np.shape(data))
+        return np.asarray(data, dtype=np.float32) * 2
+
+    monkeypatch.setattr(correct_module, "correct_image", record)
+    volume = np.stack([phantom(64, s) for s in range(3)], 0).astype(np.float32)  # (3, 64, 64): slices along axis 0
+    thick_first = np.diag([4.0, 0.9, 0.9, 1.0])
+    cases = [
+        ("thick.nii.gz", thick_first, None, "auto", (64, 64, 3)),
+        ("header.nii.gz", np.diag([1.0, 1.0, 1.0, 1.0]), 1, "auto", (3, 64, 64)),
+        ("isotropic.nii.gz", np.diag([1.0, 1.0, 1.0, 1.0]), None, "auto", (3, 64, 64)),
+        ("forced.nii.gz", thick_first, None, "1", (3, 64, 64)),
+    ]
+    for name, affine, dim, axis, expected in cases:
+        image = nib.Nifti1Image(volume, affine)
+        if dim is not None:
+            image.header.set_dim_info(slice=dim)
+        nib.save(image, tmp_path / name)
+        out = tmp_path / f"out_{name}"
+        result = invoke("correct", tmp_path / name, "-o", out, "--weights", tiny_weights, "--slice-axis", axis)
+        assert result.exit_code == 0, result.output
+        assert seen[-1] == expected, (name, seen[-1])
+        np.testing.assert_allclose(nib.load(out).get_fdata(), 2 * volume, rtol=1e-6)  # back in the stored order
+    result = invoke("correct", tmp_path / "thick.nii.gz", "-o", tmp_path / "bad.nii.gz", "--slice-axis", "3")
+    assert result.exit_code == 2 and "--slice-axis must be one of auto, 0, 1, 2" in result.output
+    assert not (tmp_path / "bad.nii.gz").exists()

@@ -87,7 +87,8 @@ def run_scan_demo(output_dir: Path, session: SyntheticSession, step: Step) -> di
         progress=lambda iteration, residual: step(f"  CG iteration {iteration}: relative residual {residual:.1e}"),
     )
     step("learned correction of the corrupted image (hierarchical VQ-VAE, slice by slice; no motion knowledge)")
-    learned = correct_file(scan_dir / "corrupted_magnitude.nii.gz", output_dir / "learned_correction.nii.gz")
+    learned = output_dir / "learned_correction.nii.gz"
+    correct_file(scan_dir / "corrupted_magnitude.nii.gz", learned)
     clean = np.asarray(nib.load(template).get_fdata())
     learned_data = np.asarray(nib.load(learned).get_fdata())
     scores = {
