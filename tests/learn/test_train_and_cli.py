@@ -351,8 +351,11 @@ def test_correct_command_finds_the_slice_axis(tmp_path, tiny_weights, monkeypatc
 
     seen = []
 
+    pixels = []
+
     def record(data, *args, **kwargs):
         seen.append(np.shape(data))
+        pixels.append(kwargs.get("pixel_mm"))
         return np.asarray(data, dtype=np.float32) * 2
 
     monkeypatch.setattr(correct_module, "correct_image", record)
@@ -373,7 +376,38 @@ def test_correct_command_finds_the_slice_axis(tmp_path, tiny_weights, monkeypatc
         result = invoke("correct", tmp_path / name, "-o", out, "--weights", tiny_weights, "--slice-axis", axis)
         assert result.exit_code == 0, result.output
         assert seen[-1] == expected, (name, seen[-1])
+        in_plane = {"thick.nii.gz": (0.9, 0.9), "forced.nii.gz": (4.0, 0.9)}.get(name, (1.0, 1.0))
+        assert pixels[-1] == pytest.approx(in_plane, rel=1e-6)  # the in-plane pixel sizes reach the model
         np.testing.assert_allclose(nib.load(out).get_fdata(), 2 * volume, rtol=1e-6)  # back in the stored order
     result = invoke("correct", tmp_path / "thick.nii.gz", "-o", tmp_path / "bad.nii.gz", "--slice-axis", "3")
     assert result.exit_code == 2 and "--slice-axis must be one of auto, 0, 1, 2" in result.output
     assert not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_rectangular_pixels_reach_the_model_square(tiny_weights, monkeypatch):
+    """A disc scanned with 1 × 2 mm pixels (an ellipse in pixels) reaches the network as a disc, and with a network
+    that changes nothing the image comes back on its own grid; the command passes the affine's pixel sizes."""
+    from mrmotion.learn import correct
+
+    seen = []
+
+    def identity(vqvae, prior, images, strength):
+        seen.append(images.numpy().copy())
+        return images
+
+    monkeypatch.setattr(correct, "correct_batch", identity)
+    x, y = np.meshgrid(np.arange(120) * 1.0, np.arange(60) * 2.0, indexing="ij")  # mm
+    disc = (np.hypot(x - 60, y - 60) < 40).astype(float) * 100 + 1
+    out = correct_image(disc, 0.0, CorrectionModel.load(tiny_weights), symmetries=1, pixel_mm=(1.0, 2.0))
+    assert out.shape == disc.shape
+    assert np.abs(out - disc).mean() < 0.03 * disc.max()
+    working = seen[-1][0, 0] > 0.5 * seen[-1][0, 0].max()
+    extent = [np.ptp(np.flatnonzero(working.any(axis=1 - a))) for a in (0, 1)]
+    assert abs(extent[0] - extent[1]) <= 2, extent  # round on the working grid
+    plain = correct_image(disc, 0.0, CorrectionModel.load(tiny_weights), symmetries=1)
+    working = seen[-1][0, 0] > 0.5 * seen[-1][0, 0].max()
+    squashed = [np.ptp(np.flatnonzero(working.any(axis=1 - a))) for a in (0, 1)]
+    assert squashed[0] > 1.5 * squashed[1] and plain.shape == disc.shape  # without pixel sizes: an ellipse
+    for bad in ((1.0,), (1.0, 0.0), (np.nan, 1.0)):
+        with pytest.raises(MrMotionError, match="pixel_mm"):
+            correct_image(disc, 0.0, CorrectionModel.load(tiny_weights), pixel_mm=bad)

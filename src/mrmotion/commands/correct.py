@@ -58,6 +58,8 @@ def correct_file(
         raise MrMotionError(f"--slice-axis must be one of {', '.join(SLICE_AXES)}, got {axis!r}")
     image = read_image(source)
     along = slice_axis(image, axis) if image.data.ndim == 3 else None
+    spacing = np.linalg.norm(np.asarray(image.scanner_from_voxel)[:3, :3], axis=0)
+    in_plane = tuple(float(value) for value in np.delete(spacing, 2 if along is None else along)[:2])
     model = CorrectionModel.load(weights) if weights is not None else None
     try:
         corrected = correct_image(
@@ -66,6 +68,7 @@ def correct_file(
             model,
             progress=progress,
             symmetries=DEFAULT_SYMMETRIES if symmetries is None else symmetries,
+            pixel_mm=in_plane,
         )
     except MrMotionError as error:
         raise InputFileError(source, str(error)) from None

@@ -108,6 +108,22 @@ def with_input_detail(corrected: np.ndarray, working: np.ndarray, normalised: np
     return np.clip(back + object_mask(back) * detail, 0, None)
 
 
+#: in-plane pixel sizes closer than this ratio count as square (no resampling)
+SQUARE_PIXEL_TOLERANCE = 1.02
+
+
+def _square_pixel_zoom(pixel_mm: tuple[float, float] | None) -> tuple[float, float] | None:
+    """Zoom factors (X, Y) that make rectangular pixels square at the finer size, or None for square ones."""
+    if pixel_mm is None:
+        return None
+    sizes = np.asarray(pixel_mm, dtype=np.float64)
+    if sizes.shape != (2,) or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
+        raise MrMotionError(f"pixel_mm must be two pixel sizes > 0 mm, got {pixel_mm!r}")
+    if sizes.max() / sizes.min() < SQUARE_PIXEL_TOLERANCE:
+        return None
+    return tuple(float(value) for value in sizes / sizes.min())
+
+
 def correct_image(
     data: np.ndarray,
     prior_strength: float = DEFAULT_PRIOR_STRENGTH,
@@ -115,19 +131,27 @@ def correct_image(
     batch: int = 8,
     progress: Callable[[int, int], None] | None = None,
     symmetries: int = DEFAULT_SYMMETRIES,
+    pixel_mm: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """The motion-corrected image, float32, with the shape of ``data`` ((X, Y) or (X, Y, Z), slices along Z).
 
     ``prior_strength`` weighs the prior of motion-free anatomy against the encoder (0: no guidance).
     ``symmetries`` (1, 2, 4 or 8): how many flips/quarter turns of each slice the correction is averaged over
     (1: none; the time grows in proportion). ``progress(done, total)`` is called once the input is checked
-    (done = 0) and after each batch of slices.
+    (done = 0) and after each batch of slices. ``pixel_mm``: the in-plane pixel sizes (X, Y), mm; rectangular
+    pixels are resampled to square ones for the model (which learned square pixels) and back (None: square).
     """
     strength = float(prior_strength)
     if not np.isfinite(strength) or strength < 0:
         raise MrMotionError(f"prior strength must be a finite number ≥ 0, got {prior_strength!r}")
     check_symmetries(symmetries)  # before any slice is read
     image = check_magnitude_image(data)
+    stretch = _square_pixel_zoom(pixel_mm)
+    if stretch is not None:  # the model sees square pixels: resample, correct, resample back to the input's grid
+        square = ndimage.zoom(image, (*stretch, 1)[: image.ndim], order=1, grid_mode=True, mode="nearest")
+        corrected = correct_image(square, prior_strength, model, batch, progress, symmetries)
+        back = (*(n / m for n, m in zip(image.shape, square.shape, strict=False)), 1)[: image.ndim]
+        return ndimage.zoom(corrected, back, order=1, grid_mode=True, mode="nearest").astype(np.float32)
     model = model or default_model()
     volume = image[..., None] if image.ndim == 2 else image
     out = np.zeros(volume.shape, dtype=np.float32)
