@@ -100,7 +100,8 @@ def _scanner_file(path, lines, header=None, noise=True):
             acquisition.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
             dataset.append_acquisition(acquisition)
         for number, fields in enumerate(lines):
-            values = (np.arange(32).reshape(2, 16) + 100 * number).astype(np.complex64)
+            coils = fields.get("coils", 2)
+            values = (np.arange(16 * coils).reshape(coils, 16) + 100 * number).astype(np.complex64)
             acquisition = ismrmrd.Acquisition.from_array(values)
             acquisition.discard_pre, acquisition.center_sample, acquisition.sample_time_us = 2, 10, 10.0
             acquisition.acquisition_time_stamp = 400 + 2 * number
@@ -110,6 +111,8 @@ def _scanner_file(path, lines, header=None, noise=True):
             acquisition.position[:] = (0, 0, 12.5)
             acquisition.idx.kspace_encode_step_1 = number
             for name, value in fields.items():
+                if name == "coils":
+                    continue
                 if name == "flag":
                     acquisition.set_flag(value)
                 elif name.startswith("idx."):
@@ -162,6 +165,7 @@ def test_a_converter_style_file(tmp_path):
         ([{}] * 6, _header(centre_1=0), True, "outside the encoded matrix"),
         ([{"flag": ismrmrd.ACQ_IS_NAVIGATION_DATA}], None, True, "no imaging acquisitions"),
         ([{"read_dir": (1, 1, 0)}], None, False, "orthonormal"),
+        ([{}, {"coils": 3}], None, True, "different or zero coil counts"),
     ],
 )  # fmt: skip
 def test_what_cannot_be_read_is_refused(tmp_path, lines, header, noise, message):

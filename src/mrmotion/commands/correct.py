@@ -17,13 +17,18 @@ SLICE_AXES = ("auto", "0", "1", "2")
 THICK_SLICE_RATIO = 1.25
 
 
+def check_slice_axis(requested: str) -> None:
+    """Refuse a ``--slice-axis`` other than :data:`SLICE_AXES` (before any file is read)."""
+    if requested not in SLICE_AXES:
+        raise MrMotionError(f"--slice-axis must be one of {', '.join(SLICE_AXES)}, got {requested!r}")
+
+
 def slice_axis(image: Image, requested: str = "auto") -> int:
     """The voxel axis (0, 1 or 2) a 3-D image is corrected along: ``requested`` "0", "1" or "2", or "auto": the
     slice dimension the NIfTI header records (``dim_info``), else the axis whose voxels are at least
     :data:`THICK_SLICE_RATIO` times thicker than the others' (a multi-slice acquisition), else the third. Motion
     corrupts a multi-slice scan within its slices, so they are what the model must see."""
-    if requested not in SLICE_AXES:
-        raise MrMotionError(f"slice axis must be one of {', '.join(SLICE_AXES)}, got {requested!r}")
+    check_slice_axis(requested)
     if requested != "auto":
         return int(requested)
     if image.header is not None:
@@ -54,8 +59,7 @@ def correct_file(
     check_output(output, [source])
     if not output.name.endswith((".nii", ".nii.gz")):
         raise OutputFileError(f"output {output}: expected a file name ending in .nii or .nii.gz")
-    if axis not in SLICE_AXES:
-        raise MrMotionError(f"--slice-axis must be one of {', '.join(SLICE_AXES)}, got {axis!r}")
+    check_slice_axis(axis)
     image = read_image(source)
     along = slice_axis(image, axis) if image.data.ndim == 3 else None
     spacing = np.linalg.norm(np.asarray(image.scanner_from_voxel)[:3, :3], axis=0)

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from mrmotion.commands.pose import pose_folder  # noqa: E402
 from mrmotion.demo.session import SyntheticSession  # noqa: E402
 from mrmotion.errors import MrMotionError  # noqa: E402
-from mrmotion.geometry.parameters import rotation_distance  # noqa: E402
+from mrmotion.geometry.parameters import rotation_angle, rotation_distance  # noqa: E402
 from mrmotion.geometry.transforms import invert_rigid  # noqa: E402
 from mrmotion.io.nifti import write_image  # noqa: E402
 from mrmotion.report.motion_plot import save_figure  # noqa: E402
@@ -37,13 +37,19 @@ NAVIGATOR_FOV = (1.4, 1.6)
 STACK = (24, 4.0, (220.0, 220.0), 3.0)
 
 
+def head_motion(session: SyntheticSession) -> tuple[np.ndarray, np.ndarray]:
+    """The session's head motion since its first pose, ``(T, 4, 4)`` (scanner frame), and how far the head is
+    turned from that pose at each time, ``(T,)`` degrees."""
+    motion = session.scanner_from_head @ invert_rigid(session.scanner_from_head[0])
+    return motion, np.degrees(rotation_angle(motion))
+
+
 def navigator_indices(session: SyntheticSession, count: int = NAVIGATORS) -> np.ndarray:
     """Indices into the session's times: ``count`` spread evenly from the start to the end, and the moment the head
     is turned furthest from its first pose."""
     if count < 2:
         raise MrMotionError(f"need at least 2 navigators (a reference and one more), got {count}")
-    motion = session.scanner_from_head @ invert_rigid(session.scanner_from_head[0])
-    turned = np.degrees([rotation_distance(m, np.eye(4)) for m in motion])
+    _, turned = head_motion(session)
     spread = np.linspace(0, len(session.times_s) - 1, count).round().astype(int)
     return np.unique(np.append(spread, int(np.argmax(turned))))
 
@@ -59,7 +65,7 @@ def run_navigator_demo(
 
     output_dir = Path(output_dir)
     head = synth.adult_t1_subject()  # the MNI152 T1 in its own position: scanner_from_head at the session's start
-    motion = session.scanner_from_head @ invert_rigid(session.scanner_from_head[0])
+    motion, turned = head_motion(session)
     indices = navigator_indices(session, count)
     rng = np.random.default_rng(seed)
     navigators = output_dir / "navigators"
@@ -86,7 +92,7 @@ def run_navigator_demo(
         estimate = result.estimate
         row = {
             "time_s": float(session.times_s[index]),
-            "true_rotation_from_start_deg": float(np.degrees(rotation_distance(motion[index], np.eye(4)))),
+            "true_rotation_from_start_deg": float(turned[index]),
         }
         if estimate is None:  # the loop keeps the last reliable pose
             row.update(
@@ -96,9 +102,7 @@ def run_navigator_demo(
             pose = estimate.scanner_from_head
             followed = pose_to_follow(followed, pose, estimate.confidence)
             row.update(
-                estimated_rotation_from_start_deg=float(
-                    np.degrees(rotation_distance(pose @ invert_rigid(first.scanner_from_head), np.eye(4)))
-                ),
+                estimated_rotation_from_start_deg=float(np.degrees(rotation_distance(first.scanner_from_head, pose))),
                 confidence=float(estimate.confidence),
                 rotation_error_deg=float(np.degrees(rotation_distance(pose, truth))),
                 centre_error_mm=float(np.linalg.norm(pose[:3, 3] - truth[:3, 3])),
@@ -107,7 +111,7 @@ def run_navigator_demo(
         row["no_loop_deg_mm"] = plane_error(fixed, truth, "axial", offset)
         row["loop_deg_mm"] = plane_error(loop, truth, "axial", offset)
         rows.append(row)
-    plot_navigators(session, motion, rows, output_dir / "navigators.png")
+    plot_navigators(session.times_s, turned, rows, output_dir / "navigators.png")
     return {
         "navigators": rows,
         "reliable_confidence": RELIABLE_CONFIDENCE,
@@ -115,12 +119,11 @@ def run_navigator_demo(
     }
 
 
-def plot_navigators(session: SyntheticSession, motion: np.ndarray, rows: list[dict], path: Path) -> Path:
-    """Head rotation from the start (true, and from the first navigator's pose to each one's) and the middle axial
-    slice's angle from the true anatomical plane, with and without the loop."""
+def plot_navigators(times_s: np.ndarray, turned_deg: np.ndarray, rows: list[dict], path: Path) -> Path:
+    """Head rotation from the start (true, ``turned_deg`` at ``times_s``, and from the first navigator's pose to each
+    one's) and the middle axial slice's angle from the true anatomical plane, with and without the loop."""
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, constrained_layout=True)
-    turned = np.degrees([rotation_distance(m, np.eye(4)) for m in motion])
-    top.plot(session.times_s, turned, color="0.4", label="true head rotation from the start")
+    top.plot(times_s, turned_deg, color="0.4", label="true head rotation from the start")
     times = [row["time_s"] for row in rows]
     top.scatter(times, [row["true_rotation_from_start_deg"] for row in rows], color="0.4", zorder=3, s=12)
     seen = [row for row in rows if row["estimated_rotation_from_start_deg"] is not None]

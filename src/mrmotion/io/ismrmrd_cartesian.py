@@ -71,6 +71,14 @@ def _flagged(flags: np.ndarray, bit: int) -> np.ndarray:
     return (flags & np.uint64(1 << (bit - 1))) != 0
 
 
+def channel_count(path: Path, head: np.ndarray) -> int:
+    """The coil count every acquisition header in ``head`` states (``active_channels``), or a clear error."""
+    channels = head["active_channels"].astype(np.int64)
+    if np.any(channels != channels[0]) or channels[0] < 1:
+        raise InputFileError(path, f"acquisitions have different or zero coil counts: {np.unique(channels)}")
+    return int(channels[0])
+
+
 def _centre(limit: ismrmrd.xsd.limitType | None, size: int) -> int:
     return size // 2 if limit is None or limit.center is None else int(limit.center)
 
@@ -102,7 +110,8 @@ def read_standard_cartesian(path: Path, header: ismrmrd.xsd.ismrmrdHeader, table
         keep &= ~_flagged(flags, bit)
     if not keep.any():
         raise InputFileError(path, "no imaging acquisitions (every one is noise, navigator or other calibration data)")
-    table, head, flags = table[keep], head[keep], flags[keep]
+    table, head = table[keep], head[keep]
+    reverse = _flagged(flags[keep], ismrmrd.ACQ_IS_REVERSE)  # Cartesian lines read towards lower k
     for counter in SINGLE_COUNTERS:
         values = np.unique(head["idx"][counter])
         if len(values) > 1:
@@ -111,9 +120,7 @@ def read_standard_cartesian(path: Path, header: ismrmrd.xsd.ismrmrdHeader, table
                 f"the acquisitions hold {len(values)} values of idx.{counter} ({counter}s): one image per file "
                 "is supported; split the file",
             )
-    coils = head["active_channels"].astype(np.int64)
-    if np.any(coils != coils[0]) or coils[0] < 1:
-        raise InputFileError(path, f"acquisitions have different or zero coil counts: {np.unique(coils)}")
+    coils = channel_count(path, head)
     rotation = np.stack([head["read_dir"], head["phase_dir"], head["slice_dir"]], axis=-1).astype(np.float64)
     if np.abs(rotation - rotation[0]).max() > DIRECTION_TOL:
         raise InputFileError(
@@ -126,7 +133,6 @@ def read_standard_cartesian(path: Path, header: ismrmrd.xsd.ismrmrdHeader, table
     two_d = int(matrix[2]) == 1
     slices = head["idx"]["slice"].astype(np.int64)
     position = head["position"].astype(np.float64)
-    rank = {0: 0}  # slice counter → the slice's place along slice_dir (2-D); 3-D has one slab
     if two_d:
         numbers = np.unique(slices)
         count = len(numbers)
@@ -138,15 +144,14 @@ def read_standard_cartesian(path: Path, header: ismrmrd.xsd.ismrmrdHeader, table
                     path, f"slice {number} moves during the scan (updated prospectively?): unsupported"
                 )
             centres[place] = chosen[0]
-        along = (centres - centres.mean(axis=0)) @ rotation[:, 2]
+        offsets = centres - centres.mean(axis=0)
+        along = offsets @ rotation[:, 2]
+        across = offsets - np.outer(along, rotation[:, 2])
         order = np.argsort(along, kind="stable")  # converters may number slices in acquisition order
-        rank = {int(numbers[place]): position_in_stack for position_in_stack, place in enumerate(order)}
+        place_of = {int(numbers[place]): position_in_stack for position_in_stack, place in enumerate(order)}
         along = along[order]
         spacing = float(np.diff(along).mean()) if count > 1 else float(fov[2])
         expected = (np.arange(count) - (count - 1) / 2) * spacing
-        across = (
-            centres - centres.mean(axis=0) - (centres - centres.mean(axis=0)) @ np.outer(rotation[:, 2], rotation[:, 2])
-        )
         if spacing <= 0 or np.abs(along - expected).max() > POSITION_TOL_MM or np.abs(across).max() > POSITION_TOL_MM:
             raise InputFileError(path, "the slices are not equally spaced along slice_dir in one stack: not supported")
         centre = centres.mean(axis=0)
@@ -164,24 +169,27 @@ def read_standard_cartesian(path: Path, header: ismrmrd.xsd.ismrmrdHeader, table
     starts -= starts.min()
     blocks, grids, times, shots, slice_of = [], [], [], [], []
     for number, (entry, values) in enumerate(zip(head, table["data"], strict=True)):
-        samples, channels = int(entry["number_of_samples"]), int(entry["active_channels"])
-        if values.size != 2 * channels * samples:
+        samples = int(entry["number_of_samples"])
+        if values.size != 2 * coils * samples:
             raise InputFileError(
-                path, f"acquisition {number}: data holds {values.size} numbers, expected 2 × {channels} × {samples}"
+                path, f"acquisition {number}: data holds {values.size} numbers, expected 2 × {coils} × {samples}"
             )
         first, stop = int(entry["discard_pre"]), samples - int(entry["discard_post"])
         if stop <= first:
             raise InputFileError(path, f"acquisition {number}: discard_pre and discard_post leave no sample")
-        data = np.asarray(values, dtype=np.float32).view(np.complex64).reshape(channels, samples)[:, first:stop]
+        data = np.asarray(values, dtype=np.float32).view(np.complex64).reshape(coils, samples)[:, first:stop]
         sample = np.arange(first, stop)
-        read = sample - int(entry["center_sample"])
-        if _flagged(np.uint64(entry["flags"]), ismrmrd.ACQ_IS_REVERSE):
-            read = -read
+        read = (sample - int(entry["center_sample"])) * (-1 if reverse[number] else 1)
+        # third index: the slice's place in the stack (2-D) or the partition (3-D)
+        third = (
+            place_of[int(entry["idx"]["slice"])]
+            if two_d
+            else int(entry["idx"]["kspace_encode_step_2"]) - centre_2 + matrix[2] // 2
+        )
         grid = np.empty((len(sample), 3), dtype=np.int64)
         grid[:, 0] = read + matrix[0] // 2
         grid[:, 1] = int(entry["idx"]["kspace_encode_step_1"]) - centre_1 + matrix[1] // 2
-        partition = int(entry["idx"]["kspace_encode_step_2"]) - centre_2 + matrix[2] // 2
-        grid[:, 2] = rank[int(entry["idx"]["slice"])] if two_d else partition
+        grid[:, 2] = third
         if np.any(grid < 0) or np.any(grid >= matrix):
             raise InputFileError(
                 path,
@@ -192,7 +200,7 @@ def read_standard_cartesian(path: Path, header: ismrmrd.xsd.ismrmrdHeader, table
         grids.append(grid)
         times.append(starts[number] + sample * float(entry["sample_time_us"]) * 1e-6)
         shots.append(np.full(len(sample), number, dtype=np.int64))
-        slice_of.append(np.full(len(sample), rank[int(entry["idx"]["slice"])] if two_d else 0, dtype=np.int64))
+        slice_of.append(np.full(len(sample), third if two_d else 0, dtype=np.int64))
     grid = np.concatenate(grids)
     k = 2.0 * np.pi * (grid - matrix // 2) / fov
     if two_d:

@@ -48,7 +48,7 @@ import numpy as np
 from mrmotion.errors import InputFileError, MrMotionError
 from mrmotion.geometry.transforms import as_rigid
 from mrmotion.io.files import check_output, require_file, write_atomic
-from mrmotion.io.ismrmrd_cartesian import read_standard_cartesian
+from mrmotion.io.ismrmrd_cartesian import channel_count, read_standard_cartesian
 from mrmotion.physics.sampling import Sampling
 
 with warnings.catch_warnings():  # ismrmrd.image calls warnings.simplefilter("default") at import: keep it local
@@ -428,11 +428,8 @@ def _read_acquisitions(path: Path, table: np.ndarray) -> tuple[np.ndarray, np.nd
     """(coils, M) complex64 data and (M, 3) float32 trajectory of all acquisitions, concatenated in order."""
     head = table["head"]
     samples = head["number_of_samples"].astype(np.int64)
-    channels = head["active_channels"].astype(np.int64)
     dimensions = head["trajectory_dimensions"].astype(np.int64)
-    if np.any(channels != channels[0]) or channels[0] < 1:
-        raise InputFileError(path, f"acquisitions have different or zero coil counts: {np.unique(channels)}")
-    coils = int(channels[0])
+    coils = channel_count(path, head)
     data_blocks, traj_blocks = [], []
     for index, (count, dims, values, traj) in enumerate(
         zip(samples.tolist(), dimensions.tolist(), table["data"], table["traj"], strict=True)
