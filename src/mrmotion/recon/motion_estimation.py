@@ -23,6 +23,7 @@ estimated motion and the exact model (coils fixed in the scanner) by
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -44,9 +45,15 @@ from mrmotion.recon.sense import SenseResult, cg_sense, largest_eigenvalue
 ROTATION_STEP_RAD = 5e-5
 TRANSLATION_STEP_MM = 5e-3
 
-#: the k-space radius (fraction of the largest) the motion steps use in each stage: coarse to fine, so that large
-#: motion is first found on the low frequencies, where its cost has no local minima within a voxel's shift
-STAGES = (0.25, 0.5, 1.0)
+#: the resolutions (mm) of the coarse-to-fine stages, each using the samples with |k| ≤ π / resolution, before a last
+#: stage with all samples (stages at or finer than the scan's own resolution are skipped): large motion is found
+#: first on the low frequencies, where its cost has no local minima within a voxel's shift
+STAGE_RESOLUTIONS_MM = (8.0, 4.0, 2.0)
+
+#: the coil model of the coarse stages and of the last (all samples): coils moving with the head make each step a
+#: few convolutions and widen the capture range; coils fixed in the scanner (exact) then remove the bias that
+#: approximation leaves where the coils are close to the head (a third of the rotation lost in a loop-coil test)
+COIL_MODELS = ("moving", "exact")
 
 #: margin (mm) around the object seen in the uncorrected image that the estimation reconstructs (moved copies of the
 #: object must fit in it)
@@ -54,6 +61,10 @@ BOX_MARGIN_MM = 16.0
 
 #: Levenberg–Marquardt trials per outer iteration: a state whose step raises its cost tries again, 10× more damped
 MAX_STEP_TRIALS = 4
+
+#: at most this many shots are each a motion state by default: every state needs enough samples to fix its
+#: parameters (a linear scan's shots are single phase lines)
+MAX_SHOT_STATES = 64
 
 EstimationProgress = Callable[[int, int, float], None]
 
@@ -84,12 +95,12 @@ class MotionEstimate:
 def motion_states(sampling: Sampling, states: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Group the samples into motion states: ``(state of every sample, start time of every state (s))``.
 
-    ``states=None``: one state per shot when the scan has several shots, each acquired in one stretch of time (a
-    multi-shot scan), else 8 states of equal duration. A number: that many states of equal duration (for
-    single-shot orders, or to follow motion within shots). States no sample falls in are dropped."""
+    ``states=None``: one state per shot when the scan has 2 to :data:`MAX_SHOT_STATES` shots, each acquired in one
+    stretch of time (a multi-shot scan), else 8 states of equal duration. A number: that many states of equal
+    duration (for single-shot orders, or to follow motion within shots). States no sample falls in are dropped."""
     times = np.asarray(sampling.time_s, dtype=np.float64)
     shots = np.unique(sampling.shot)
-    if states is None and len(shots) > 1:
+    if states is None and 1 < len(shots) <= MAX_SHOT_STATES:
         first = np.array([times[sampling.shot == s].min() for s in shots])
         last = np.array([times[sampling.shot == s].max() for s in shots])
         order = np.argsort(first, kind="stable")
@@ -151,8 +162,11 @@ def _checked(data: np.ndarray, sampling: Sampling) -> np.ndarray:
         raise MrMotionError("k-space data contain NaN or infinite values")
     if not np.any(data):
         raise MrMotionError("k-space data are all zero: no motion to estimate")
-    if sampling.matrix[2] != 1 and sampling.mode != "3d":
-        raise MrMotionError("motion estimation of 2-D multi-slice data is not supported; use 3-D or single-slice data")
+    if sampling.matrix[2] != 1:
+        raise MrMotionError(
+            "motion estimation from the data supports single 2-D slices so far (in-plane motion); this scan has "
+            f"{sampling.matrix[2]} slices or partitions: give the motion (--motion) instead"
+        )
     return data
 
 
@@ -162,7 +176,7 @@ def estimate_motion(
     scanner_from_logical: FloatArray,
     coils,
     states: int | None = None,
-    iterations: int = 12,
+    iterations: int = 24,
     image_iterations: int = 4,
     regularization: float = 1e-4,
     final_iterations: int = 15,
@@ -172,9 +186,10 @@ def estimate_motion(
     """Estimate rigid motion (one pose per state, :func:`motion_states`) and the image from multi-coil ``data``.
 
     ``iterations`` outer iterations (image step, then one Levenberg–Marquardt step of every state's pose), spread over
-    the coarse-to-fine :data:`STAGES`; ``image_iterations`` CG iterations per image step. The final image comes from
-    :func:`~mrmotion.recon.reconstruct.sense_reconstruction` with the estimate (``final_iterations``, exact coils).
-    ``progress(iteration, of, relative residual)`` after each outer iteration.
+    the coarse-to-fine stages (:data:`STAGE_RESOLUTIONS_MM`); ``image_iterations`` CG iterations per image step. The
+    final image comes from :func:`~mrmotion.recon.reconstruct.sense_reconstruction` with the estimate
+    (``final_iterations``, exact coils). ``progress(iteration, of, relative residual of the stage's samples)`` after
+    each outer iteration.
     """
     data = _checked(data, sampling)
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
@@ -189,72 +204,50 @@ def estimate_motion(
         "origin_mm": np.asarray(scanner_from_logical)[:3, 3],
         "k_frame": np.asarray(scanner_from_logical)[:3, :3],
     }
-    end = float(sampling.time_s.max()) + 1e-9
-
-    def operator(parameters: np.ndarray) -> MotionEncoding:
-        motion = MotionTrajectory(starts, _transforms(parameters, rot_axes, shift_axes, centre), end_s=end)
-        return MotionEncoding(region, sampling.k_logical, sampling.time_s, motion, coils, "moving", **settings)
-
     rot_axes, shift_axes = _free_axes(sampling, scanner_from_logical)
     steps = np.concatenate([np.full(len(rot_axes), ROTATION_STEP_RAD), np.full(len(shift_axes), TRANSLATION_STEP_MM)])
     parameters = np.zeros((count, len(steps)))
-    centre = region.positions(region.centre_index[: len(region.shape)])  # until the first image gives a better one
     radius = np.linalg.norm(sampling.k_logical, axis=1)
     reference = _reference_state(starts, sampling, reference_time_s)
-    free = np.ones(count, dtype=bool)
     power = coil_power(coil_maps_on_grid(coils, region))
     weight = 1.0 / np.maximum(power, 0.05 * power.max())
-    still = operator(parameters)
-    lam = regularization * largest_eigenvalue(still)
-    first = cg_sense(still, data, 2 * image_iterations, preconditioner=weight, lam=lam)
-    image = first.image
-    # the image's centre of mass (scanner mm) is the rotation centre: rotations about it barely move the object
-    centre = _centre_of_mass(np.abs(image), region)
-    norm = float(np.linalg.norm(data))
     damping = np.full(count, 1e-3)
-    residuals = [float(np.linalg.norm(still.forward(image) - data)) / norm]
-    stage_of = np.minimum((np.arange(iterations) * len(STAGES)) // iterations, len(STAGES) - 1)
-    for iteration in range(iterations):
-        within = radius <= STAGES[stage_of[iteration]] * radius.max() + 1e-12
+    stage = functools.partial(
+        _stage_encoding, region=region, sampling=sampling, starts=starts, axes=(rot_axes, shift_axes), coils=coils,
+        settings=settings,
+    )  # fmt: skip
+    # the band-limited image of the coarsest stage, from zero; rotations are about its centre of mass (scanner mm),
+    # where they barely move the object
+    stages = [np.pi / mm for mm in STAGE_RESOLUTIONS_MM if np.pi / mm < 0.99 * radius.max()] + [np.inf]
+    within = radius <= stages[0]
+    still = stage(parameters, within=within, centre=np.zeros(3), coil_model=COIL_MODELS[0])
+    lam = regularization * largest_eigenvalue(still)
+    image = cg_sense(still, data[:, within], 2 * image_iterations, preconditioner=weight, lam=lam).image
+    centre = _centre_of_mass(np.abs(image), region)
+    residuals, done = [], 0
+    # half the iterations for the last stage (exact coils, all samples), the rest shared by the coarse stages
+    coarse = iterations // 2 if len(stages) > 1 else 0
+    per_stage = [*np.diff(np.round(np.linspace(0, coarse, len(stages))).astype(int)), iterations - coarse]
+    for limit, stage_iterations in zip(stages, per_stage, strict=True):
+        if stage_iterations == 0:
+            continue
+        within = radius <= limit
+        part, part_states = data[:, within], state_of_sample[within]
+        model = COIL_MODELS[1] if np.isinf(limit) else COIL_MODELS[0]
+        operator = functools.partial(stage, within=within, centre=centre, coil_model=model)
         current = operator(parameters)
-        if iteration > 0:
-            image = cg_sense(current, data, image_iterations, preconditioner=weight, initial=image, lam=lam).image
-        predicted = current.forward(image)
-        residual = np.where(within, predicted - data, 0)
-        jacobian = []
-        for j, step in enumerate(steps):
-            moved = parameters.copy()
-            moved[:, j] += step
-            jacobian.append(np.where(within, (operator(moved).forward(image) - predicted) / step, 0))
-        normal = np.zeros((count, len(steps), len(steps)))
-        gradient = np.zeros((count, len(steps)))
-        for j in range(len(steps)):
-            gradient[:, j] = np.bincount(state_of_sample, np.sum(np.real(np.conj(jacobian[j]) * residual), 0), count)
-            for k in range(j, len(steps)):
-                value = np.bincount(state_of_sample, np.sum(np.real(np.conj(jacobian[j]) * jacobian[k]), 0), count)
-                normal[:, j, k] = normal[:, k, j] = value
-        cost = np.bincount(state_of_sample, np.sum(np.abs(residual) ** 2, 0), count)
-        diagonal = np.einsum("sii->si", normal)
-        pending = free.copy()  # states still looking for a step that lowers their cost
-        for _attempt in range(MAX_STEP_TRIALS):
-            damped = normal + (damping[:, None] * diagonal + 1e-30)[:, :, None] * np.eye(len(steps))
-            step = -np.linalg.solve(damped, gradient[:, :, None])[:, :, 0]
-            trial = np.where(pending[:, None], parameters + step, parameters)
-            trial_residual = np.where(within, operator(trial).forward(image) - data, 0)
-            trial_cost = np.bincount(state_of_sample, np.sum(np.abs(trial_residual) ** 2, 0), count)
-            better = pending & (trial_cost <= cost)
-            parameters[better] = trial[better]
-            damping[better] = np.maximum(damping[better] / 3, 1e-6)
-            pending &= ~better
-            damping[pending] *= 10
-            if not np.any(pending):
-                break
-        residuals.append(float(np.linalg.norm(operator(parameters).forward(image) - data)) / norm)
-        if progress is not None:
-            progress(iteration + 1, iterations, residuals[-1])
+        lam = regularization * largest_eigenvalue(current)
+        for _ in range(stage_iterations):
+            image = cg_sense(current, part, image_iterations, preconditioner=weight, initial=image, lam=lam).image
+            parameters = _pose_step(operator, parameters, image, part, part_states, count, steps, damping)
+            current = operator(parameters)
+            residuals.append(float(np.linalg.norm(current.forward(image) - part) / np.linalg.norm(part)))
+            done += 1
+            if progress is not None:
+                progress(done, iterations, residuals[-1])
     # every state moved freely (the image and all poses together are free to drift, which the alternation
     # would otherwise fight); now the reference state becomes the identity and the image is made in its pose
-    motion = MotionTrajectory(starts, _transforms(parameters, rot_axes, shift_axes, centre), end_s=end)
+    motion = _trajectory(parameters, starts, sampling, (rot_axes, shift_axes), centre)
     motion = motion.relative_to_pose(motion.transforms[reference])
     transforms = motion.transforms
     result, final_grid = sense_reconstruction(
@@ -266,6 +259,71 @@ def estimate_motion(
     return MotionEstimate(
         motion, rotation_deg, translation, centre, reference, result, final_grid, residuals, state_of_sample
     )
+
+
+def _trajectory(parameters: np.ndarray, starts: np.ndarray, sampling: Sampling, axes, centre: np.ndarray):
+    """The motion of parameters (S, P): state s from ``starts[s]`` (s), the last until the scan's last sample."""
+    end = float(np.max(sampling.time_s)) + 1e-9
+    return MotionTrajectory(starts, _transforms(parameters, *axes, centre), end_s=end)
+
+
+def _stage_encoding(
+    parameters: np.ndarray, *, region, sampling, starts, axes, coils, settings, within, centre, coil_model
+) -> MotionEncoding:
+    """The moving-coil encoding of the samples ``within`` (a stage's k-space radius) for parameters (S, P)."""
+    motion = _trajectory(parameters, starts, sampling, axes, centre)
+    k, times = sampling.k_logical[within], sampling.time_s[within]
+    return MotionEncoding(region, k, times, motion, coils, coil_model, **settings)
+
+
+def _pose_step(
+    operator: Callable[[np.ndarray], MotionEncoding],
+    parameters: np.ndarray,
+    image: np.ndarray,
+    data: np.ndarray,
+    state_of_sample: np.ndarray,
+    count: int,
+    steps: np.ndarray,
+    damping: np.ndarray,
+) -> np.ndarray:
+    """One Levenberg–Marquardt step of every state's parameters (S, P) for a fixed image: finite-difference Jacobian
+    (one forward per parameter, every state moved at once), the P × P normal equations per state, and a step kept
+    only by the states whose cost it lowers (the others retry, more damped, up to :data:`MAX_STEP_TRIALS` times).
+    ``damping`` (S,) is updated in place."""
+    parameters = parameters.copy()
+    predicted = operator(parameters).forward(image)
+    residual = predicted - data
+    jacobian = []
+    for j, step in enumerate(steps):
+        moved = parameters.copy()
+        moved[:, j] += step
+        jacobian.append((operator(moved).forward(image) - predicted) / step)
+
+    def per_state(values: np.ndarray) -> np.ndarray:  # (coils, m) → (S,) sums over each state's samples
+        return np.bincount(state_of_sample, np.sum(values, 0), count)
+
+    size = len(steps)
+    normal, gradient = np.zeros((count, size, size)), np.zeros((count, size))
+    for j in range(size):
+        gradient[:, j] = per_state(np.real(np.conj(jacobian[j]) * residual))
+        for k in range(j, size):
+            normal[:, j, k] = normal[:, k, j] = per_state(np.real(np.conj(jacobian[j]) * jacobian[k]))
+    cost = per_state(np.abs(residual) ** 2)
+    diagonal = np.einsum("sii->si", normal)
+    pending = np.ones(count, dtype=bool)  # states still looking for a step that lowers their cost
+    for _ in range(MAX_STEP_TRIALS):
+        damped = normal + (damping[:, None] * diagonal + 1e-30)[:, :, None] * np.eye(size)
+        step = -np.linalg.solve(damped, gradient[:, :, None])[:, :, 0]
+        trial = np.where(pending[:, None], parameters + step, parameters)
+        trial_cost = per_state(np.abs(operator(trial).forward(image) - data) ** 2)
+        better = pending & (trial_cost <= cost)
+        parameters[better] = trial[better]
+        damping[better] = np.maximum(damping[better] / 3, 1e-6)
+        pending &= ~better
+        damping[pending] *= 10
+        if not np.any(pending):
+            break
+    return parameters
 
 
 def _centre_of_mass(magnitude: np.ndarray, region: ImageGrid) -> np.ndarray:
