@@ -197,3 +197,46 @@ def test_recon_of_an_ismrmrd_file_from_another_tool(volume, tmp_path):
     assert nrmse(tmp_path / "foreign_fixed.nii.gz", reference) < 0.08
     assert nrmse(tmp_path / "ours_fixed.nii.gz", reference) < 0.01
     assert not np.allclose(images["foreign", "fixed"], images["foreign", "naive"], rtol=1e-3)  # the motion was used
+
+
+def test_recon_estimates_the_motion_of_a_multishot_slice(tmp_path):
+    """`recon --estimate-motion`: the motion comes from the data and the image is much closer to the still object
+    than the plain reconstruction; the estimate is written as a motion CSV that `recon --motion` takes."""
+    rng = np.random.default_rng(4)
+    axes = np.meshgrid(*(np.arange(n) - n / 2 for n in (64, 56)), indexing="ij")
+    image = phantom((64, 56))
+    for _ in range(8):  # structure to align on
+        centre, size = rng.uniform(-14, 14, 2), rng.uniform(2, 5)
+        image += 0.6 * np.exp(-((axes[0] - centre[0]) ** 2 + (axes[1] - centre[1]) ** 2) / (2 * size**2))
+    path = tmp_path / "slice.nii.gz"
+    nib.save(nib.Nifti1Image(image.astype(np.float32), np.diag([3.0, 3.0, 4.0, 1.0])), path)
+    args = ["--random", "moderate", "--seed", "2", "--order", "interleaved", "--shots", "4", "--coils", "4"]
+    assert invoke("simulate", path, "-o", tmp_path / "sim", *args).exit_code == 0
+    kspace = tmp_path / "sim" / "kspace.h5"
+    assert invoke("recon", kspace, "-o", tmp_path / "plain.nii.gz").exit_code == 0
+    result = invoke("recon", kspace, "-o", tmp_path / "estimated.nii.gz", "--estimate-motion")
+    assert result.exit_code == 0, result.output
+    estimated = read_motion_csv(tmp_path / "estimated_motion.csv")
+    assert len(estimated) == 4
+    np.testing.assert_allclose(estimated.transforms[0], np.eye(4), atol=1e-9)
+    true_motion = read_motion_csv(tmp_path / "sim" / "motion.csv")
+    assert np.abs(true_motion.transforms[:, :3, 3]).max() > 1.0  # the scan did move
+    plain, corrected = nrmse(tmp_path / "plain.nii.gz", image), nrmse(tmp_path / "estimated.nii.gz", image)
+    assert corrected < plain / 3, (corrected, plain)
+    # the estimate is a motion CSV like any other
+    again = invoke("recon", kspace, "-o", tmp_path / "again.nii.gz", "--motion", tmp_path / "estimated_motion.csv")
+    assert again.exit_code == 0, again.output
+
+
+def test_recon_estimate_motion_bad_input(volume, tmp_path):
+    out = tmp_path / "sim3d"
+    assert invoke("simulate", volume, "-o", out, "--coils", "2").exit_code == 0
+    kspace = out / "kspace.h5"
+    _fails(["recon", kspace, "-o", tmp_path / "x.nii.gz", "--estimate-motion"], "single 2-D slices", tmp_path)
+    motion = out / "motion.csv"
+    args = ["recon", kspace, "-o", tmp_path / "x.nii.gz", "--estimate-motion", "--motion", motion]
+    _fails(args, "not both", tmp_path)
+    args = ["recon", kspace, "-o", tmp_path / "x.nii.gz", "--estimate-motion", "--motion-out", kspace]
+    _fails(args, "also an input", tmp_path)
+    args = ["recon", kspace, "-o", tmp_path / "x.nii.gz", "--estimate-motion", "--motion-out", tmp_path / "m.txt"]
+    _fails(args, ".csv", tmp_path)

@@ -674,13 +674,58 @@ def recon(
             "--no-crop reconstructs the whole field of view."
         ),
     ] = True,
+    estimate_motion: Annotated[
+        bool,
+        typer.Option(
+            "--estimate-motion",
+            help="Estimate the motion from the data itself (aligned SENSE; single 2-D slices, in-plane motion) "
+            "and write it as a motion CSV (--motion-out).",
+        ),
+    ] = False,
+    motion_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --estimate-motion: where to write the estimated motion CSV (default: the output's name "
+            "with _motion.csv).",
+            show_default=False,
+        ),
+    ] = None,
+    states: Annotated[
+        int | None,
+        typer.Option(
+            help="With --estimate-motion: motion states of equal duration (default: one per shot of a multi-shot "
+            "scan, else 8).",
+            show_default=False,
+        ),
+    ] = None,
+    estimation_iterations: Annotated[
+        int, typer.Option(min=1, help="With --estimate-motion: alternating image / motion iterations.")
+    ] = 24,
 ) -> None:
-    """Reconstruct k-space with CG-SENSE, with known motion (augmented SENSE) if --motion is given.
+    """Reconstruct k-space with CG-SENSE, with known motion (augmented SENSE) if --motion is given, or with motion
+    estimated from the data (--estimate-motion).
 
     With the true motion the image comes back in the reference position (where the object was at motion
-    identity). Coil maps come from the file, or are estimated from the data (Walsh) when it has none.
+    identity). Coil maps come from the file, or are estimated from the data (Walsh) when it has none. With
+    --estimate-motion, the image shows the object as during the first motion state, and the motion CSV says how
+    it moved from there in every state.
     """
     from mrmotion.commands.scan import recon_file
+
+    if estimate_motion:
+        if motion is not None:
+            raise MrMotionError("give either --motion or --estimate-motion, not both")
+        estimated = motion_out or output.with_name(output.name.removesuffix(".gz").removesuffix(".nii") + "_motion.csv")
+        with _ProgressOnFirstUpdate("estimating motion", total=estimation_iterations) as bar:
+            recon_file(
+                kspace, output, None, iterations, regularization, not complex_output, crop=crop,
+                estimated_motion_csv=estimated, states=states, estimation_iterations=estimation_iterations,
+                estimation_progress=lambda i, of, residual: bar.update(
+                    completed=i, description=f"estimating motion (residual {residual:.3f})"
+                ),
+            )  # fmt: skip
+        console.print(f"wrote {output} and the estimated motion {estimated}")
+        return
 
     exact = iterations if exact_iterations is None else exact_iterations  # the most the default can be
     total = iterations + (exact if motion is not None and coil_model == "exact" else 0)

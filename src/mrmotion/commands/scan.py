@@ -28,6 +28,7 @@ from mrmotion.physics.nufft import precision
 from mrmotion.physics.sampling import cartesian
 from mrmotion.physics.simulate import SimulatedScan, check_snr, in_plane, in_plane_like, right_handed, simulate
 from mrmotion.physics.trajectory import MotionTrajectory
+from mrmotion.recon.motion_estimation import EstimationProgress, estimate_motion
 from mrmotion.recon.reconstruct import acquisition_grid, sense_reconstruction
 from mrmotion.recon.sense import Progress
 from mrmotion.report.scan_figure import plot_scan
@@ -162,13 +163,28 @@ def recon_file(
     coil_model: str = "exact",
     exact_iterations: int | None = None,
     crop: bool = True,
+    estimated_motion_csv: Path | None = None,
+    states: int | None = None,
+    estimation_iterations: int = 24,
+    estimation_progress: EstimationProgress | None = None,
 ) -> tuple[np.ndarray, ImageGrid]:
     """CG-SENSE reconstruction of an ISMRMRD k-space file, with known motion if ``motion_csv`` is given (the
-    options as :func:`~mrmotion.recon.reconstruct.sense_reconstruction`)."""
+    options as :func:`~mrmotion.recon.reconstruct.sense_reconstruction`), or with motion estimated from the data
+    when ``estimated_motion_csv`` (where to write the estimate) is given
+    (:func:`~mrmotion.recon.motion_estimation.estimate_motion`: ``states``, ``estimation_iterations``, and
+    ``estimation_progress(iteration, of, residual)``; ``iterations`` are then the final reconstruction's)."""
     inputs = [kspace_path] + ([motion_csv] if motion_csv is not None else [])
     check_output(output, inputs)
     if not output.name.endswith((".nii", ".nii.gz")):
         raise MrMotionError(f"output {output}: expected a .nii or .nii.gz file name")
+    if estimated_motion_csv is not None:
+        if motion_csv is not None:
+            raise MrMotionError("give either the motion (--motion) or ask for it to be estimated, not both")
+        check_output(estimated_motion_csv, inputs)
+        if estimated_motion_csv.suffix.lower() != ".csv":
+            raise MrMotionError(f"estimated motion {estimated_motion_csv}: expected a .csv file name")
+        if Path(estimated_motion_csv).resolve() == Path(output).resolve():
+            raise MrMotionError("the image and the estimated motion must go to different files")
     kspace = read_kspace(kspace_path)
     motion = read_motion_csv(motion_csv) if motion_csv is not None else None
     grid = acquisition_grid(kspace.sampling, kspace.scanner_from_logical)
@@ -178,6 +194,17 @@ def recon_file(
         maps = estimate_coil_maps(calibration_images(kspace.data, kspace.sampling))
     if motion is not None and len(grid.shape) == 2:
         motion = in_plane(motion, grid)
+    coils = GridCoilMaps(maps, grid.scanner_from_voxel, order=1)
+    if estimated_motion_csv is not None:
+        estimate = estimate_motion(
+            kspace.data, kspace.sampling, kspace.scanner_from_logical, coils, states, estimation_iterations,
+            regularization=regularization, final_iterations=iterations, progress=estimation_progress,
+        )  # fmt: skip
+        write_motion_csv(estimated_motion_csv, estimate.motion, inputs=inputs)
+        image, grid = _shown_field_of_view(estimate.result.image, estimate.grid, kspace.extra.get(RECON_FOV))
+        written = np.abs(image).astype(np.float32) if magnitude else image.astype(np.complex64)
+        write_image(output, written, grid.scanner_from_voxel, None, inputs)
+        return image, grid
     eps, dtype = precision(int(np.prod(grid.shape)))
     if progress is not None:  # the inputs are read and valid: the work starts (relative residual 1 at iteration 0)
         progress(0, 1.0)
@@ -185,7 +212,7 @@ def recon_file(
         kspace.data,
         kspace.sampling,
         kspace.scanner_from_logical,
-        GridCoilMaps(maps, grid.scanner_from_voxel, order=1),
+        coils,
         motion,
         iterations,
         regularization,
