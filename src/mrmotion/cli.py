@@ -678,8 +678,9 @@ def recon(
         bool,
         typer.Option(
             "--estimate-motion",
-            help="Estimate the motion from the data itself (aligned SENSE; single 2-D slices, in-plane motion) "
-            "and write it as a motion CSV (--motion-out).",
+            help="Estimate the motion from the data itself (aligned SENSE; single 2-D slices, in-plane motion; "
+            "every motion state must sample the k-space centre, as in interleaved multi-shot scans) and write it "
+            "as a motion CSV (--motion-out).",
         ),
     ] = False,
     motion_out: Annotated[

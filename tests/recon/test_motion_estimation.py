@@ -155,3 +155,17 @@ def test_bad_settings_are_refused_with_the_reason(small, options, message):
     sampling, coils, scan = small
     with pytest.raises(MrMotionError, match=message):
         estimate_motion(scan.data, sampling, scan.scanner_from_logical, coils, **options)
+
+
+def test_states_that_never_sample_the_centre_are_refused():
+    """A linear scan cut into 8 stretches of time: the outer ones saw only outer bands of k-space."""
+    shape = (64, 64)
+    grid = ImageGrid(shape, make_transform(np.eye(3) * 3.0, -np.array([32.0, 32.0, 0.0]) * 3.0))
+    sampling = cartesian((*shape, 1), (3.0, 3.0, 3.0), mode="3d", order="linear")
+    coils = loop_coils(2, head_radius_mm=130.0)
+    scan = simulate(textured_phantom(shape, 3.0, np.random.default_rng(1)), grid, sampling, None, coils)
+    with pytest.raises(MrMotionError, match="no samples near the k-space centre"):
+        estimate_motion(scan.data, sampling, scan.scanner_from_logical, coils, states=8)
+    # one state for the whole scan always sees the centre
+    single = estimate_motion(scan.data, sampling, scan.scanner_from_logical, coils, states=1, iterations=1)
+    assert len(single.motion) == 1 and np.allclose(single.motion.transforms[0], np.eye(4))
