@@ -146,6 +146,9 @@ def test_bad_data_is_refused_with_the_reason(small, change, message):
     [
         ({"iterations": 0}, "iterations"),
         ({"iterations": 2.5}, "iterations"),
+        ({"image_iterations": 0}, "image_iterations"),
+        ({"final_iterations": -1}, "final_iterations"),
+        ({"regularization": float("nan")}, "regularization"),
         ({"states": -1}, "states"),
         ({"reference_time_s": 1e6}, "reference time"),
         ({"reference_time_s": float("nan")}, "reference time"),
@@ -169,3 +172,9 @@ def test_states_that_never_sample_the_centre_are_refused():
     # one state for the whole scan always sees the centre
     single = estimate_motion(scan.data, sampling, scan.scanner_from_logical, coils, states=1, iterations=1)
     assert len(single.motion) == 1 and np.allclose(single.motion.transforms[0], np.eye(4))
+
+
+def test_coil_maps_that_do_not_match_the_data_are_refused(small):
+    sampling, _, scan = small
+    with pytest.raises(MrMotionError, match="2 coils but the coil maps 3"):
+        estimate_motion(scan.data, sampling, scan.scanner_from_logical, loop_coils(3, head_radius_mm=60.0))

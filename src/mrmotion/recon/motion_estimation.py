@@ -202,12 +202,17 @@ def estimate_motion(
     ``iterations`` outer iterations (image step, then one Levenberg–Marquardt step of every state's pose), spread over
     the coarse-to-fine stages (:data:`STAGE_RESOLUTIONS_MM`); ``image_iterations`` CG iterations per image step. The
     final image comes from :func:`~mrmotion.recon.reconstruct.sense_reconstruction` with the estimate
-    (``final_iterations``, exact coils). ``progress(iteration, of, relative residual of the stage's samples)`` after
-    each outer iteration.
+    (``final_iterations``, exact coils). ``reference_time_s``: the scan time (s) whose state is the identity, the
+    pose the image shows (None: the first state). ``progress(iteration, of, relative residual of the stage's
+    samples)`` after each outer iteration.
     """
     data = _checked(data, sampling)
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
-        raise MrMotionError(f"iterations must be a whole number ≥ 1, got {iterations!r}")
+    for name, value, least in (("iterations", iterations, 1), ("image_iterations", image_iterations, 1),
+                               ("final_iterations", final_iterations, 0)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise MrMotionError(f"{name} must be a whole number ≥ {least}, got {value!r}")
+    if not np.isfinite(regularization) or regularization < 0:
+        raise MrMotionError(f"regularization must be a finite number ≥ 0, got {regularization}")
     state_of_sample, starts = motion_states(sampling, states)
     count = len(starts)
     grid = acquisition_grid(sampling, scanner_from_logical)
@@ -235,6 +240,8 @@ def estimate_motion(
     within = radius <= stages[0]
     _check_centre_coverage(state_of_sample[within], count)
     still = stage(parameters, within=within, centre=np.zeros(3), coil_model=COIL_MODELS[0])
+    if still.coils != data.shape[0]:
+        raise MrMotionError(f"the data have {data.shape[0]} coils but the coil maps {still.coils}")
     lam = regularization * largest_eigenvalue(still)
     image = cg_sense(still, data[:, within], 2 * image_iterations, preconditioner=weight, lam=lam).image
     centre = _centre_of_mass(np.abs(image), region)
@@ -353,7 +360,6 @@ def _rotations(size: int) -> int:
 
 def _centre_of_mass(magnitude: np.ndarray, region: ImageGrid) -> np.ndarray:
     """Centre of mass (scanner mm) of an image on ``region``."""
-    index = np.argwhere(np.ones(magnitude.shape, dtype=bool))
-    weights = magnitude.reshape(-1)
-    mean_index = (index * weights[:, None]).sum(0) / max(weights.sum(), 1e-300)
-    return region.positions(mean_index[None])[0]
+    index = np.indices(magnitude.shape).reshape(magnitude.ndim, -1)
+    mean_index = index @ magnitude.reshape(-1) / max(float(magnitude.sum()), 1e-300)
+    return region.positions(mean_index)
