@@ -218,6 +218,7 @@ def test_recon_estimates_the_motion_of_a_multishot_slice(tmp_path):
     assert result.exit_code == 0, result.output
     estimated = read_motion_csv(tmp_path / "estimated_motion.csv")
     assert len(estimated) == 4
+    assert "4 motion states; from the first: largest turn" in result.output
     np.testing.assert_allclose(estimated.transforms[0], np.eye(4), atol=1e-9)
     true_motion = read_motion_csv(tmp_path / "sim" / "motion.csv")
     assert np.abs(true_motion.transforms[:, :3, 3]).max() > 1.0  # the scan did move

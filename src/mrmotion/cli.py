@@ -726,6 +726,7 @@ def recon(
                 ),
             )  # fmt: skip
         console.print(f"wrote {output} and the estimated motion {estimated}")
+        console.print(_motion_summary(estimated, output))
         return
 
     exact = iterations if exact_iterations is None else exact_iterations  # the most the default can be
@@ -749,6 +750,25 @@ def recon(
         )
         bar.update(completed=total)  # CG may stop early (converged, or one coil weighting: no exact stage)
     console.print(f"wrote {output}")
+
+
+def _motion_summary(motion_csv: Path, image_path: Path) -> str:
+    """One line on a motion CSV: its states, the largest turn (deg) and the largest shift of the image's centre (mm)
+    from the reference pose."""
+    from mrmotion.geometry.parameters import rotation_angle
+    from mrmotion.geometry.transforms import apply
+    from mrmotion.io.motion_csv import read_motion_csv
+    from mrmotion.io.nifti import read_image
+
+    motion = read_motion_csv(motion_csv)
+    image = read_image(image_path)
+    centre = apply(image.scanner_from_voxel, (np.array([*image.data.shape, 1, 1][:3]) - 1) / 2)
+    shift = np.linalg.norm(apply(motion.transforms, centre) - centre, axis=-1)
+    turn = np.degrees(rotation_angle(motion.transforms))
+    return (
+        f"{len(motion)} motion states; from the first: largest turn {turn.max():.2f}°, largest shift of the image "
+        f"centre {shift.max():.2f} mm"
+    )
 
 
 @app.command()
