@@ -714,12 +714,10 @@ def recon(
     from mrmotion.commands.scan import recon_file
 
     if estimate_motion:
-        if motion is not None:
-            raise MrMotionError("give either --motion or --estimate-motion, not both")
         estimated = motion_out or output.with_name(output.name.removesuffix(".gz").removesuffix(".nii") + "_motion.csv")
         with _ProgressOnFirstUpdate("estimating motion", total=estimation_iterations) as bar:
             recon_file(
-                kspace, output, None, iterations, regularization, not complex_output, crop=crop,
+                kspace, output, motion, iterations, regularization, not complex_output, crop=crop,
                 estimated_motion_csv=estimated, states=states, estimation_iterations=estimation_iterations,
                 estimation_progress=lambda i, of, residual: bar.update(
                     completed=i, description=f"estimating motion (residual {residual:.3f})"

@@ -181,10 +181,8 @@ def recon_file(
         if motion_csv is not None:
             raise MrMotionError("give either the motion (--motion) or ask for it to be estimated, not both")
         check_output(estimated_motion_csv, inputs)
-        if estimated_motion_csv.suffix.lower() != ".csv":
+        if estimated_motion_csv.suffix.lower() != ".csv":  # (so never the image, a .nii or .nii.gz)
             raise MrMotionError(f"estimated motion {estimated_motion_csv}: expected a .csv file name")
-        if Path(estimated_motion_csv).resolve() == Path(output).resolve():
-            raise MrMotionError("the image and the estimated motion must go to different files")
     kspace = read_kspace(kspace_path)
     motion = read_motion_csv(motion_csv) if motion_csv is not None else None
     grid = acquisition_grid(kspace.sampling, kspace.scanner_from_logical)
@@ -201,28 +199,16 @@ def recon_file(
             regularization=regularization, final_iterations=iterations, progress=estimation_progress,
         )  # fmt: skip
         write_motion_csv(estimated_motion_csv, estimate.motion, inputs=inputs)
-        image, grid = _shown_field_of_view(estimate.result.image, estimate.grid, kspace.extra.get(RECON_FOV))
-        written = np.abs(image).astype(np.float32) if magnitude else image.astype(np.complex64)
-        write_image(output, written, grid.scanner_from_voxel, None, inputs)
-        return image, grid
-    eps, dtype = precision(int(np.prod(grid.shape)))
-    if progress is not None:  # the inputs are read and valid: the work starts (relative residual 1 at iteration 0)
-        progress(0, 1.0)
-    result, grid = sense_reconstruction(
-        kspace.data,
-        kspace.sampling,
-        kspace.scanner_from_logical,
-        coils,
-        motion,
-        iterations,
-        regularization,
-        coil_model=coil_model,
-        eps=eps,
-        dtype=dtype,
-        progress=progress,
-        exact_iterations=exact_iterations,
-        crop=crop,
-    )
+        result, grid = estimate.result, estimate.grid
+    else:
+        eps, dtype = precision(int(np.prod(grid.shape)))
+        if progress is not None:  # the inputs are read and valid: the work starts (relative residual 1 at iteration 0)
+            progress(0, 1.0)
+        result, grid = sense_reconstruction(
+            kspace.data, kspace.sampling, kspace.scanner_from_logical, coils, motion, iterations, regularization,
+            coil_model=coil_model, eps=eps, dtype=dtype, progress=progress, exact_iterations=exact_iterations,
+            crop=crop,
+        )  # fmt: skip
     image, grid = _shown_field_of_view(result.image, grid, kspace.extra.get(RECON_FOV))
     written = np.abs(image).astype(np.float32) if magnitude else image.astype(np.complex64)
     write_image(output, written, grid.scanner_from_voxel, None, inputs)

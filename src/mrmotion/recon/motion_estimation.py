@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -77,7 +77,7 @@ class MotionEstimate:
     reference state is the identity). ``rotation_deg`` (S, 3) and ``translation_mm`` (S, 3): the same states as a
     rotation vector (degrees) about ``centre_mm`` and a translation, scanner frame. ``result``: the final
     reconstruction (exact coil model) with that motion, on ``grid``. ``residuals``: the relative data residual
-    ``‖E(θ)x − y‖ / ‖y‖`` (all samples) before the first and after every outer iteration. ``state_of_sample``: the
+    ``‖E(θ)x − y‖ / ‖y‖`` over the current stage's samples after every outer iteration. ``state_of_sample``: the
     state of every sample (acquisition order).
     """
 
@@ -88,8 +88,8 @@ class MotionEstimate:
     reference_state: int
     result: SenseResult
     grid: ImageGrid
-    residuals: list[float] = field(default_factory=list)
-    state_of_sample: np.ndarray | None = None
+    residuals: list[float]
+    state_of_sample: np.ndarray
 
 
 def motion_states(sampling: Sampling, states: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +107,6 @@ def motion_states(sampling: Sampling, states: int | None = None) -> tuple[np.nda
         if np.all(first[order][1:] > last[order][:-1]):  # each shot in its own stretch of time
             starts = first[order]
             return np.searchsorted(starts, times, side="right") - 1, starts
-        states = 8
     states = 8 if states is None else states
     if isinstance(states, bool) or not isinstance(states, (int, np.integer)) or states < 1:
         raise MrMotionError(f"states must be a whole number ≥ 1 of motion states, got {states!r}")
@@ -121,13 +120,11 @@ def motion_states(sampling: Sampling, states: int | None = None) -> tuple[np.nda
     return renumber[index], starts
 
 
-def _free_axes(sampling: Sampling, scanner_from_logical: FloatArray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit rotation axes and translation directions (scanner frame) that the data can show: all three of each in
-    3-D; for one 2-D slice the slice normal, and the read and phase directions."""
+def _free_axes(scanner_from_logical: FloatArray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit rotation axes and translation directions (scanner frame) that one 2-D slice can show: the slice normal,
+    and the read and phase directions (a volume would free all three of each)."""
     frame = np.asarray(scanner_from_logical, dtype=np.float64)[:3, :3]
-    if sampling.matrix[2] == 1:
-        return frame[:, 2:3].T, frame[:, :2].T
-    return np.eye(3), np.eye(3)
+    return frame[:, 2:3].T, frame[:, :2].T
 
 
 def _transforms(parameters: np.ndarray, rotation_axes, translation_axes, centre: np.ndarray) -> np.ndarray:
@@ -223,8 +220,9 @@ def estimate_motion(
         "origin_mm": np.asarray(scanner_from_logical)[:3, 3],
         "k_frame": np.asarray(scanner_from_logical)[:3, :3],
     }
-    rot_axes, shift_axes = _free_axes(sampling, scanner_from_logical)
-    parameters = np.zeros((count, len(rot_axes) + len(shift_axes)))
+    rot_axes, shift_axes = _free_axes(scanner_from_logical)
+    steps = np.repeat([ROTATION_STEP_RAD, TRANSLATION_STEP_MM], [len(rot_axes), len(shift_axes)])
+    parameters = np.zeros((count, len(steps)))
     radius = np.linalg.norm(sampling.k_logical, axis=1)
     reference = _reference_state(starts, sampling, reference_time_s)
     power = coil_power(coil_maps_on_grid(coils, region))
@@ -260,7 +258,7 @@ def estimate_motion(
         lam = regularization * largest_eigenvalue(current)
         for _ in range(stage_iterations):
             image = cg_sense(current, part, image_iterations, preconditioner=weight, initial=image, lam=lam).image
-            parameters, cost = _pose_step(operator, current, parameters, image, part, part_states, damping)
+            parameters, cost = _pose_step(operator, current, parameters, steps, image, part, part_states, damping)
             current = operator(parameters)
             residuals.append(float(np.sqrt(cost.sum()) / np.linalg.norm(part)))
             done += 1
@@ -301,6 +299,7 @@ def _pose_step(
     operator: Callable[[np.ndarray], MotionEncoding],
     current: MotionEncoding,
     parameters: np.ndarray,
+    steps: np.ndarray,
     image: np.ndarray,
     data: np.ndarray,
     state_of_sample: np.ndarray,
@@ -310,13 +309,13 @@ def _pose_step(
     each state's cost ``Σ|E(θ)x − y|²`` there.
 
     ``operator(parameters)`` is the model whose cost is minimised (``current`` = ``operator(parameters)``); its
-    Jacobian comes from finite differences (one forward per parameter, every state moved at once). The P × P normal
-    equations are solved per state, and a step is kept only by the states whose cost it lowers (the others retry,
-    more damped, up to :data:`MAX_STEP_TRIALS` times). ``damping`` (S,) is updated in place. (A Jacobian from the
-    cheaper moving-coil model while the cost is the exact model's was tried: no faster overall, where the CG image
-    steps dominate, and it slowed the convergence near loop coils: 1.4° against 0.12° left after the last stage.)"""
-    count, size = len(damping), parameters.shape[1]
-    steps = np.array([ROTATION_STEP_RAD, TRANSLATION_STEP_MM])[(np.arange(size) >= _rotations(size)).astype(int)]
+    Jacobian comes from finite differences of ``steps`` (P,) (one forward per parameter, every state moved at once).
+    The P × P normal equations are solved per state, and a step is kept only by the states whose cost it lowers (the
+    others retry, more damped, up to :data:`MAX_STEP_TRIALS` times). ``damping`` (S,) is updated in place. (A
+    Jacobian from the cheaper moving-coil model while the cost is the exact model's was tried: no faster overall,
+    where the CG image steps dominate, and it slowed the convergence near loop coils: 1.4° against 0.12° left after
+    the last stage.)"""
+    count, size = len(damping), len(steps)
 
     def per_state(values: np.ndarray) -> np.ndarray:  # (coils, m) → (S,) sums over each state's samples
         return np.bincount(state_of_sample, np.sum(values, 0), count)
@@ -351,11 +350,6 @@ def _pose_step(
         if not np.any(pending):
             break
     return parameters, cost
-
-
-def _rotations(size: int) -> int:
-    """How many of ``size`` parameters per state are rotations: 1 of 3 (a slice), 3 of 6 (a volume)."""
-    return size // 2
 
 
 def _centre_of_mass(magnitude: np.ndarray, region: ImageGrid) -> np.ndarray:
